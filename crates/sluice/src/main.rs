@@ -1,0 +1,67 @@
+//! The `sluice` binary: argument parsing and wiring only.
+//!
+//! Every command lives in its own module under `commands/` and returns
+//! `Result<ExitCode, CliError>`; this file is the one place that turns an
+//! error into `sluice: <message>` on stderr and an exit code (ripgrep's rule:
+//! one place maps results to exit codes).
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::CliError;
+
+/// Governed Streamlit-in-Snowflake apps, and a PostgreSQL gateway, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a framework repository (sluice.yml, applications/, templates/, compliance/, CI).
+    Init(commands::workspace::InitArgs),
+    /// Create an application from the app template.
+    NewApp(commands::workspace::NewAppArgs),
+    /// Add a page to an application from the page template.
+    NewPage(commands::workspace::NewPageArgs),
+    /// Show the workspace configuration.
+    #[command(subcommand)]
+    Config(commands::workspace::ConfigCommand),
+    /// Prepare the workspace's Python virtualenv (idempotent).
+    Setup(commands::workspace::SetupArgs),
+    /// Run an application locally with `streamlit run`.
+    Run(commands::workspace::RunArgs),
+    /// Run every page of every (or one) app headlessly with Streamlit's AppTest.
+    Test(commands::workspace::TestArgs),
+    /// Check apps against the compliance rules and print a report.
+    Check(commands::check::CheckArgs),
+    /// Serve the PostgreSQL gateway (pooling, load balancing, sticky reads).
+    Proxy(commands::proxy::ProxyArgs),
+    /// Run the embedded demo: a workspace checked and tested, a local cluster behind the gateway.
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(args) => commands::workspace::init(args),
+        Command::NewApp(args) => commands::workspace::new_app(args),
+        Command::NewPage(args) => commands::workspace::new_page(args),
+        Command::Config(cmd) => commands::workspace::config(cmd),
+        Command::Setup(args) => commands::workspace::setup(args),
+        Command::Run(args) => commands::workspace::run(args),
+        Command::Test(args) => commands::workspace::test(args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Proxy(args) => commands::proxy::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}
