@@ -38,10 +38,10 @@ pub struct Python {
 /// Why no usable Python was found, or setup failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
-    #[error("cannot run {} ({}): {source}", .python.program.display(), .python.origin)]
+    #[error("cannot run {} ({}): {error}", .python.program.display(), .python.origin)]
     CannotRun {
         python: Python,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{} ({}) cannot import streamlit; run `sluice setup` to create the workspace's virtualenv, or set SLUICE_PYTHON",
@@ -50,10 +50,10 @@ pub enum PythonError {
     NoStreamlit(Python),
     #[error("{what} failed ({status}); see the output above")]
     SetupStep { what: String, status: String },
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -99,7 +99,7 @@ impl Python {
             .status()
             .map_err(|source| PythonError::CannotRun {
                 python: self.clone(),
-                source,
+                error: source,
             })?;
         if status.success() {
             Ok(())
@@ -153,7 +153,7 @@ pub fn setup(workspace: &Workspace, base: &Path) -> Result<SetupReport, PythonEr
         let text =
             std::fs::read_to_string(&requirements_path).map_err(|source| PythonError::Io {
                 path: requirements_path.clone(),
-                source,
+                error: source,
             })?;
         (text, REQUIREMENTS_FILE.to_string())
     } else {
@@ -180,7 +180,7 @@ pub fn setup(workspace: &Workspace, base: &Path) -> Result<SetupReport, PythonEr
         let listed = venv.join(".sluice-requirements.txt");
         std::fs::write(&listed, packages.join("\n") + "\n").map_err(|source| PythonError::Io {
             path: listed.clone(),
-            source,
+            error: source,
         })?;
         let mut pip = Command::new(&python);
         pip.args([
@@ -198,14 +198,13 @@ pub fn setup(workspace: &Workspace, base: &Path) -> Result<SetupReport, PythonEr
     }
     std::fs::write(&stamp, format!("{digest}\n")).map_err(|source| PythonError::Io {
         path: stamp.clone(),
-        source,
+        error: source,
     })?;
-    report.steps.push(format!(
-        "installed {} package{} from {shown}: {}",
-        packages.len(),
-        if packages.len() == 1 { "" } else { "s" },
-        packages.join(", ")
-    ));
+    report.steps.push(if packages.is_empty() {
+        format!("no packages listed in {shown}")
+    } else {
+        format!("installed from {shown}: {}", packages.join(", "))
+    });
     Ok(report)
 }
 
@@ -215,7 +214,7 @@ fn run_step(command: &mut Command, what: &str) -> Result<(), PythonError> {
         .status()
         .map_err(|source| PythonError::Io {
             path: PathBuf::from(command.get_program()),
-            source,
+            error: source,
         })?;
     if status.success() {
         Ok(())

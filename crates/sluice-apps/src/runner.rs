@@ -64,7 +64,7 @@ pub enum RunError {
     #[error("the page runner printed an unreadable result line: {0}")]
     BadResult(String),
     #[error("cannot talk to the page runner: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
 }
 
 fn stderr_tail(stderr: &str) -> String {
@@ -144,7 +144,7 @@ pub fn test_pages(
         .spawn()
         .map_err(|source| PythonError::CannotRun {
             python: python.clone(),
-            source,
+            error: source,
         })?;
 
     // Read stderr on a thread so a chatty page cannot fill the pipe and stall.
@@ -164,7 +164,7 @@ pub fn test_pages(
     let mut fatal = None;
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
-        let line = line?;
+        let line = line.map_err(RunError::Io)?;
         let Some(json) = line.strip_prefix(RESULT_PREFIX) else {
             continue;
         };
@@ -191,7 +191,7 @@ pub fn test_pages(
         on_page(&outcome);
         outcomes.push(outcome);
     }
-    let status = child.wait()?;
+    let status = child.wait().map_err(RunError::Io)?;
     let stderr = stderr_reader.join().unwrap_or_default();
     if status.code() == Some(NO_STREAMLIT_STATUS) || fatal.is_some() {
         return Err(PythonError::NoStreamlit(python.clone()).into());

@@ -153,17 +153,17 @@ pub enum ScaffoldError {
     Template(String),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
     move |source| ScaffoldError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 
@@ -209,7 +209,7 @@ impl<'a> Context<'a> {
 pub fn init(dir: &Path) -> Result<InitOutcome, ScaffoldError> {
     if dir.join(CONFIG_FILE).is_file() {
         return Ok(InitOutcome::AlreadyAWorkspace {
-            root: dir.to_path_buf(),
+            root: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
         });
     }
     if dir.exists() {
@@ -296,7 +296,7 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
         },
         _ => ScaffoldError::Io {
             path: app_dir.clone(),
-            source,
+            error: source,
         },
     })?;
     let result = write_all(&app_dir, &planned).and_then(|written| {
@@ -362,7 +362,7 @@ pub fn new_page(workspace: &Workspace, app: &str, page: &str) -> Result<Created,
         },
         _ => ScaffoldError::Io {
             path: path.clone(),
-            source,
+            error: source,
         },
     })?;
     Ok(Created {

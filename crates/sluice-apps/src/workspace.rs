@@ -39,10 +39,10 @@ pub enum WorkspaceError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The apps folder could not be listed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// No app with that name.
     #[error("unknown app `{name}` ({})", known_apps(.known))]
@@ -66,7 +66,7 @@ impl Workspace {
             std::env::current_dir()
                 .map_err(|source| WorkspaceError::Io {
                     path: start.to_path_buf(),
-                    source,
+                    error: source,
                 })?
                 .join(start)
         };

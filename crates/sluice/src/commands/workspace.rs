@@ -95,7 +95,7 @@ fn print_files(files: &[PathBuf]) {
 }
 
 pub fn init(args: InitArgs) -> CmdResult {
-    let dir = args.dir.unwrap_or_else(|| PathBuf::from("."));
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     match scaffold::init(&dir)? {
         InitOutcome::AlreadyAWorkspace { root } => {
             println!(
@@ -122,21 +122,13 @@ pub fn init(args: InitArgs) -> CmdResult {
             print_context(&workspace)?;
             println!("Created {} files:", files.len());
             print_files(&files);
-            println!(
-                "Next: cd {} && sluice setup && sluice test",
-                shown_dir(&dir).display()
-            );
+            match &args.dir {
+                Some(dir) => println!("Next: cd {} && sluice setup && sluice test", dir.display()),
+                None => println!("Next: sluice setup && sluice test"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn shown_dir(dir: &Path) -> &Path {
-    if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }
 }
 
 pub fn new_app(args: NewAppArgs) -> CmdResult {
