@@ -565,3 +565,113 @@ fn setup_creates_the_virtualenv_once() {
          setup: ready: .venv/bin/python\n"
     );
 }
+
+/// A loopback port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on loopback; `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn run_serves_the_app_with_streamlit() {
+    let (_dir, root) = workspace();
+    let port = free_port();
+    let mut child = sluice(&root.join("applications"))
+        .args(["run", "main_app", "--", "--server.headless", "true"])
+        .arg(format!("--server.port={port}"))
+        .arg("--server.address=127.0.0.1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Streamlit needs a few seconds to start; poll a bounded number of times.
+    let mut health = None;
+    for _ in 0..120 {
+        if let Some(response) = http_get(port, "/_stcore/health") {
+            health = Some(response);
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // `sluice run` became Streamlit (exec), so this stops the server itself.
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let health = health.unwrap_or_else(|| panic!("streamlit never answered:\n{stdout}"));
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("ok"), "{health}");
+    assert!(
+        stdout.starts_with("Running applications/main_app/dashboard.py with "),
+        "{stdout}"
+    );
+    assert!(
+        http_get(port, "/_stcore/health").is_none(),
+        "server still up"
+    );
+}
+
+#[test]
+fn generated_project_definitions_satisfy_the_snowflake_cli() {
+    let (dir, root) = workspace();
+    let result = run(sluice(&root).args(["new-app", "bare_app"]));
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let snow = repo_python().with_file_name("snow");
+    // A connection to a closed loopback port: `snow` evaluates the project
+    // definition and bundles every artifact before it tries to connect.
+    let config = dir.path().join("snow-config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[connections.closed]\naccount = \"sluice\"\nuser = \"u\"\npassword = \"p\"\n\
+             host = \"127.0.0.1\"\nport = {}\nprotocol = \"http\"\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // main_app has a page; bare_app's pages/ is empty.
+    for app in ["main_app", "bare_app"] {
+        let output = Command::new(&snow)
+            .arg("--config-file")
+            .arg(&config)
+            .args([
+                "streamlit",
+                "deploy",
+                "--replace",
+                "-c",
+                "closed",
+                "-p",
+                ".",
+            ])
+            .current_dir(root.join("applications").join(app))
+            .env("HOME", dir.path())
+            .env("SNOWFLAKE_HOME", dir.path().join(".snowflake"))
+            .output()
+            .expect("snow runs");
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            text.contains("Could not connect to Snowflake"),
+            "{app}: snow rejected the project definition:\n{text}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! the app framework's commands, over `sluice_apps`. Parsing and printing
 //! only; the work is in the library.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -206,14 +207,14 @@ pub fn run(args: RunArgs) -> CmdResult {
         workspace.relative(&app.dir.join("dashboard.py")).display(),
         python.program.display()
     );
-    let status = runner::streamlit_command(&workspace, &app, &python, &args.streamlit_args)?
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot start streamlit: {e}"))?;
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::from(1),
-    })
+    // Become `streamlit run` (exec): signals and the exit status are
+    // Streamlit's own, and no orphan survives if this process is killed.
+    let error = runner::streamlit_command(&workspace, &app, &python, &args.streamlit_args)?.exec();
+    Err(anyhow::anyhow!(
+        "cannot start streamlit with {}: {error}",
+        python.program.display()
+    )
+    .into())
 }
 
 pub fn test(args: TestArgs) -> CmdResult {
