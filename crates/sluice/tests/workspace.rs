@@ -140,7 +140,7 @@ fn the_done_when_sequence_passes_with_real_apptest() {
         "PASS main_app/pages/overview.py",
         "PASS sales_dashboard/dashboard.py",
         "PASS sales_dashboard/pages/analytics.py",
-        "4 checked: 4 passed, 0 failed",
+        "4 pages: 4 passed, 0 failed",
     ];
     let lines: Vec<&str> = test.stdout.lines().skip(1).collect();
     assert_eq!(lines, expected_lines, "{}", test.stdout);
@@ -156,7 +156,7 @@ fn a_page_that_raises_fails_the_test_with_its_error() {
     )
     .unwrap();
     let result = run(sluice(&root).args(["test", "main_app"]));
-    assert_error(&result, 1, "1 of 3 failed");
+    assert_error(&result, 1, "1 of 3 pages failed");
     assert!(result.stdout.contains("PASS main_app/dashboard.py\n"));
     assert!(result.stdout.contains("PASS main_app/pages/overview.py\n"));
     assert!(
@@ -171,7 +171,7 @@ fn a_page_that_raises_fails_the_test_with_its_error() {
         "{}",
         result.stdout
     );
-    assert!(result.stdout.ends_with("3 checked: 2 passed, 1 failed\n"));
+    assert!(result.stdout.ends_with("3 pages: 2 passed, 1 failed\n"));
 }
 
 #[test]

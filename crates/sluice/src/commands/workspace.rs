@@ -265,7 +265,7 @@ pub fn test(args: TestArgs) -> CmdResult {
         total - failed
     );
     if failed > 0 {
-        return Err(anyhow::anyhow!("{failed} of {total} failed").into());
+        return Err(anyhow::anyhow!("{failed} of {total} page{} failed", plural(total)).into());
     }
     Ok(ExitCode::SUCCESS)
 }
