@@ -7,8 +7,8 @@
 //!
 //! SQL candidates are string literals passed to `.sql(`, `execute(`,
 //! `read_sql*(` or `query(`, plus any other literal whose first token is a
-//! SQL keyword (kept only when it is clearly SQL, see
-//! [`crate::sql::Statement::confident`]). Docstrings and other bare string
+//! SQL keyword written in one case (`SELECT`/`select`, not prose's
+//! `Select`) and that is clearly SQL (see [`crate::sql::Statement::confident`]). Docstrings and other bare string
 //! statements are skipped. F-string interpolations become a placeholder.
 
 use ruff_python_ast::token::TokenKind;
@@ -180,7 +180,9 @@ impl Extractor<'_> {
             Expr::FString(f) => std::borrow::Cow::Owned(fstring_text(f)),
             _ => return,
         };
-        if !from_call && !sql::starts_with_keyword(&text) {
+        // Outside a SQL call, prose such as "Delete rows from the table"
+        // must not count: SQL is written in one case, prose is Capitalised.
+        if !from_call && !sql::starts_with_keyword_uniform_case(&text) {
             return;
         }
         let mut statements = sql::statements(&text);
@@ -346,6 +348,7 @@ class SalesPage(BP, components.base_page.Mixin):
     def run(self) -> None:
         df = self.query("SELECT region FROM sales")  # sluice: ignore[select-only]
         st.button("Update the chart")
+        st.caption("Delete rows from the table")
         q = f"""
             DELETE FROM {table}
             WHERE day < '2020-01-01'
@@ -384,8 +387,8 @@ def main() -> None:
         assert_eq!(m.sql.len(), 2, "{:?}", m.sql);
         assert_eq!(m.sql[0].line, 13);
         assert!(m.sql[0].statements[0].read);
-        assert_eq!(m.sql[1].line, 15);
-        assert_eq!(m.sql[1].end_line, 18);
+        assert_eq!(m.sql[1].line, 16);
+        assert_eq!(m.sql[1].end_line, 19);
         assert_eq!(m.sql[1].statements[0].label, "DELETE");
         assert!(m.suppressions.silences("select-only", 13, 13));
     }

@@ -66,6 +66,15 @@ pub fn starts_with_keyword(text: &str) -> bool {
             .any(|k| k.eq_ignore_ascii_case(word))
 }
 
+/// Like [`starts_with_keyword`], but the keyword must be all upper or all
+/// lower case: `SELECT`, `select` — not `Select`, which is how prose starts.
+pub fn starts_with_keyword_uniform_case(text: &str) -> bool {
+    let word = first_word(text);
+    starts_with_keyword(word)
+        && (word.bytes().all(|b| b.is_ascii_uppercase())
+            || word.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 fn first_word(text: &str) -> &str {
     let mut rest = text.trim_start();
     loop {
@@ -666,6 +675,10 @@ mod tests {
         assert!(starts_with_keyword("  select 1"));
         assert!(starts_with_keyword("-- note\nDELETE FROM t"));
         assert!(!starts_with_keyword("Selected rows"));
+        assert!(starts_with_keyword_uniform_case("delete from t"));
+        assert!(!starts_with_keyword_uniform_case(
+            "Delete rows from the table"
+        ));
     }
 
     #[test]
