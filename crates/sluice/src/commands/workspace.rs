@@ -261,7 +261,8 @@ pub fn test(args: TestArgs) -> CmdResult {
     let failed = outcomes.iter().filter(|o| !o.passed()).count() + pageless.len();
     let total = outcomes.len() + pageless.len();
     println!(
-        "{total} checked: {} passed, {failed} failed",
+        "{total} page{}: {} passed, {failed} failed",
+        plural(total),
         total - failed
     );
     if failed > 0 {
