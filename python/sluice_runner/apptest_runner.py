@@ -47,15 +47,21 @@ def main() -> int:
 
 
 def run_page(app_test: Any, page: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Runs one page in its app's folder and describes the outcome."""
+    """Runs one page as `streamlit run` would: from its app's folder, with
+    that folder on `sys.path`. Modules the app's folder provides are
+    forgotten afterwards, so two apps' same-named helpers never mix."""
     result: dict[str, Any] = {"file": page["file"], "ok": False}
     os.chdir(page["dir"])
+    sys.path.insert(0, page["dir"])
     try:
         at = app_test.from_file(page["file"], default_timeout=timeout)
         at.run()
     except Exception as error:  # a timeout, or a file that cannot be loaded
         result["error"] = f"{type(error).__name__}: {error}"
         return result
+    finally:
+        sys.path.remove(page["dir"])
+        forget_modules_under(page["dir"])
     if len(at.exception) > 0:
         first = at.exception[0].proto
         result["error"] = f"{first.type}: {first.message}" if first.type else first.message
@@ -63,6 +69,14 @@ def run_page(app_test: Any, page: dict[str, str], timeout: float) -> dict[str, A
         return result
     result["ok"] = True
     return result
+
+
+def forget_modules_under(folder: str) -> None:
+    prefix = os.path.join(os.path.realpath(folder), "")
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and os.path.realpath(path).startswith(prefix):
+            del sys.modules[name]
 
 
 def emit(out: TextIO, result: dict[str, Any]) -> None:

@@ -316,6 +316,20 @@ fn bad_app_names_are_refused() {
 }
 
 #[test]
+fn an_unknown_sluice_env_stops_new_app_before_writing() {
+    let (_dir, root) = workspace();
+    let result = run(sluice(&root)
+        .args(["new-app", "fresh"])
+        .env("SLUICE_ENV", "staging"));
+    assert_error(
+        &result,
+        1,
+        "unknown environment `staging` in sluice.yml (environments: local, prod, test)",
+    );
+    assert!(!root.join("applications/fresh").exists());
+}
+
+#[test]
 fn an_existing_app_is_not_overwritten() {
     let (_dir, root) = workspace();
     let dashboard = root.join("applications/main_app/dashboard.py");
