@@ -689,3 +689,59 @@ fn generated_project_definitions_satisfy_the_snowflake_cli() {
         );
     }
 }
+
+#[test]
+fn a_slow_page_fails_at_the_timeout() {
+    let (_dir, root) = workspace();
+    let slow = root.join("applications/slow_app");
+    fs::create_dir(&slow).unwrap();
+    fs::write(
+        slow.join("dashboard.py"),
+        "import time\n\ntime.sleep(3600)\n",
+    )
+    .unwrap();
+    let result = run(sluice(&root).args(["test", "slow_app", "--timeout", "3"]));
+    assert_error(&result, 1, "1 of 1 page failed");
+    assert!(
+        result.stdout.contains(
+            "FAIL slow_app/dashboard.py\n     TimeoutError: the page was still running after 3s\n"
+        ),
+        "{}",
+        result.stdout
+    );
+}
+
+#[test]
+fn an_app_without_pages_fails() {
+    let (_dir, root) = workspace();
+    fs::create_dir(root.join("applications/empty")).unwrap();
+    let result = run(sluice(&root).arg("test"));
+    assert_error(&result, 1, "1 of 3 pages failed");
+    assert!(
+        result
+            .stdout
+            .contains("FAIL empty: no dashboard.py and no pages\n"),
+        "{}",
+        result.stdout
+    );
+    assert!(result.stdout.contains("PASS main_app/dashboard.py\n"));
+}
+
+#[test]
+fn a_crashing_runner_is_reported_with_its_last_words() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, root) = workspace();
+    let python = dir.path().join("crashing-python");
+    fs::write(
+        &python,
+        "#!/bin/sh\ncat >/dev/null\necho 'Fatal Python error: out of luck' >&2\nexit 6\n",
+    )
+    .unwrap();
+    fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+    let result = run(sluice(&root).arg("test").env("SLUICE_PYTHON", &python));
+    assert_error(
+        &result,
+        1,
+        "the page runner stopped unexpectedly (exit status 6): Fatal Python error: out of luck",
+    );
+}
