@@ -254,7 +254,10 @@ fn init_refuses_a_non_empty_folder_and_leaves_a_workspace_alone() {
     assert_error(
         &result,
         1,
-        "refusing to initialise busy: the folder is not empty and has no sluice.yml",
+        &format!(
+            "refusing to initialise {}: the folder is not empty and has no sluice.yml",
+            folder.canonicalize().unwrap().display()
+        ),
     );
     assert_eq!(
         fs::read_to_string(folder.join("notes.txt")).unwrap(),
