@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import pandas as pd
 import streamlit as st
@@ -67,7 +67,8 @@ WRITE_KEYWORDS = frozenset(
 quoted identifiers and comments): a CTE ending in DML, `EXPLAIN ANALYZE
 DELETE` (which executes the delete), `SELECT ... INTO`."""
 
-Params = Sequence[Any] | Mapping[str, Any] | None
+# typing.Union, not `|`: Streamlit in Snowflake may run Python older than 3.10.
+Params = Union[Sequence[Any], Mapping[str, Any], None]
 
 
 class QueryRefused(ValueError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 RESULT_PREFIX = "@sluice "
@@ -42,20 +43,46 @@ def main() -> int:
         emit(results, {"fatal": f"cannot import streamlit: {error}"})
         return 3
     for page in spec["pages"]:
-        emit(results, run_page(AppTest, page, float(spec["timeout"])))
+        emit(results, run_page(AppTest, page, spec["timeout"]))
     return 0
 
 
+# Extra seconds for AppTest's own timeout to fire before ours does.
+GRACE_SECONDS = 2
+
+
 def run_page(app_test: Any, page: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Runs one page in its app's folder and describes the outcome."""
+    """Runs one page as `streamlit run` would: from its app's folder, with
+    that folder on `sys.path`. Modules the app's folder provides are
+    forgotten afterwards, so two apps' same-named helpers never mix."""
     result: dict[str, Any] = {"file": page["file"], "ok": False}
     os.chdir(page["dir"])
-    try:
-        at = app_test.from_file(page["file"], default_timeout=timeout)
-        at.run()
-    except Exception as error:  # a timeout, or a file that cannot be loaded
-        result["error"] = f"{type(error).__name__}: {error}"
+    sys.path.insert(0, page["dir"])
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            at = app_test.from_file(page["file"], default_timeout=timeout)
+            at.run()
+            outcome["at"] = at
+        except Exception as error:  # AppTest's timeout, or a file that cannot be loaded
+            outcome["error"] = f"{type(error).__name__}: {error}"
+
+    # AppTest can only stop a script at its next Streamlit call; a page stuck
+    # in `time.sleep` or a socket read would hold `run()` forever. Waiting on
+    # a daemon thread bounds every page (the process exits with os._exit).
+    worker = threading.Thread(target=run, name=f"page {page['file']}", daemon=True)
+    worker.start()
+    worker.join(timeout + GRACE_SECONDS)
+    sys.path.remove(page["dir"])
+    forget_modules_under(page["dir"])
+    if worker.is_alive():
+        result["error"] = f"TimeoutError: the page was still running after {timeout}s"
         return result
+    if "error" in outcome:
+        result["error"] = outcome["error"]
+        return result
+    at = outcome["at"]
     if len(at.exception) > 0:
         first = at.exception[0].proto
         result["error"] = f"{first.type}: {first.message}" if first.type else first.message
@@ -65,10 +92,22 @@ def run_page(app_test: Any, page: dict[str, str], timeout: float) -> dict[str, A
     return result
 
 
+def forget_modules_under(folder: str) -> None:
+    prefix = os.path.join(os.path.realpath(folder), "")
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and os.path.realpath(path).startswith(prefix):
+            del sys.modules[name]
+
+
 def emit(out: TextIO, result: dict[str, Any]) -> None:
     out.write(RESULT_PREFIX + json.dumps(result) + "\n")
     out.flush()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stderr.flush()
+    # A page that timed out is still running in its script thread; exiting
+    # normally would wait for it (forever, for a page that never ends).
+    os._exit(status)

@@ -64,3 +64,20 @@ def test_a_missing_file_is_a_failure_not_a_crash(tmp_path: Path) -> None:
     result = json.loads(done.stdout.removeprefix("@sluice "))
     assert result["ok"] is False
     assert "missing.py" in result["error"]
+
+
+def test_apps_get_their_own_helper_modules(tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    specs = []
+    for app, value in [("first", 1), ("second", 2)]:
+        (apps / app).mkdir(parents=True)
+        (apps / app / "helpers.py").write_text(f"VALUE = {value}\n")
+        page = apps / app / "dashboard.py"
+        page.write_text(f"import helpers\nassert helpers.VALUE == {value}, helpers.VALUE\n")
+        specs.append({"app": app, "dir": str(apps / app), "file": str(page)})
+    spec = {"apps_dir": str(apps), "timeout": 30, "pages": specs}
+    done = subprocess.run(
+        [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True
+    )
+    results = [json.loads(line.removeprefix("@sluice ")) for line in done.stdout.splitlines()]
+    assert [r["ok"] for r in results] == [True, True], results

@@ -3,14 +3,6 @@ unreachable one and a real PostgreSQL server."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from sluice_components import base_page
@@ -21,7 +13,7 @@ from sluice_components.base_page import (
     redact_url,
 )
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from .conftest import free_port
 
 
 class Page(BasePage):
@@ -79,44 +71,6 @@ def test_an_unreachable_database_is_unavailable(monkeypatch: pytest.MonkeyPatch)
         f"cannot connect to the local database at postgresql://u:***@127.0.0.1:{port}/db: "
     )
     assert "pw" not in message
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL 15 server on a loopback port (as the postgres
-    user when running as root, since PostgreSQL refuses root)."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL 15 is not installed in {PG_BIN}: run scripts/setup.sh")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = Path(tempfile.mkdtemp(prefix="sluice-pg-"))
-    if as_user:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, cwd="/")
-
-    try:
-        pg(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "app")
-        pg(
-            str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
-            "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start",
-        )
-        yield f"postgresql://app:unused@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-            capture_output=True, cwd="/",
-        )
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_query_reads_rows_from_postgres(

@@ -87,7 +87,16 @@ struct RunnerLine {
 /// The environment variables pages run with: the apps folder on
 /// `PYTHONPATH` and the `local` environment's PostgreSQL URL.
 pub fn page_environment(workspace: &Workspace) -> Result<Vec<(String, OsString)>, ConfigError> {
-    let local = workspace.environment(Some(DEFAULT_ENVIRONMENT))?;
+    // A workspace without a `local` environment simply has no local database.
+    let local = if workspace
+        .config()
+        .environments
+        .contains_key(DEFAULT_ENVIRONMENT)
+    {
+        Some(workspace.environment(Some(DEFAULT_ENVIRONMENT))?)
+    } else {
+        None
+    };
     let mut path = workspace.apps_dir().into_os_string();
     if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
         path.push(":");
@@ -100,7 +109,7 @@ pub fn page_environment(workspace: &Workspace) -> Result<Vec<(String, OsString)>
             "false".into(),
         ),
     ];
-    if let Some(url) = local.values.postgres_url {
+    if let Some(url) = local.and_then(|l| l.values.postgres_url) {
         vars.push(("SLUICE_POSTGRES_URL".to_string(), url.into()));
     }
     Ok(vars)

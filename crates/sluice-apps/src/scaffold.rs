@@ -215,7 +215,8 @@ pub fn init(dir: &Path) -> Result<InitOutcome, ScaffoldError> {
     if dir.exists() {
         let mut entries = fs::read_dir(dir).map_err(io_error(dir))?;
         if entries.any(|e| e.map_or(true, |e| e.file_name() != ".git")) {
-            return Err(ScaffoldError::NotEmpty(dir.to_path_buf()));
+            let shown = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            return Err(ScaffoldError::NotEmpty(shown));
         }
     }
     fs::create_dir_all(dir).map_err(io_error(dir))?;

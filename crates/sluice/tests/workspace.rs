@@ -254,7 +254,10 @@ fn init_refuses_a_non_empty_folder_and_leaves_a_workspace_alone() {
     assert_error(
         &result,
         1,
-        "refusing to initialise busy: the folder is not empty and has no sluice.yml",
+        &format!(
+            "refusing to initialise {}: the folder is not empty and has no sluice.yml",
+            folder.canonicalize().unwrap().display()
+        ),
     );
     assert_eq!(
         fs::read_to_string(folder.join("notes.txt")).unwrap(),
@@ -313,6 +316,20 @@ fn bad_app_names_are_refused() {
         before
     );
     assert!(!root.join("x").exists());
+}
+
+#[test]
+fn an_unknown_sluice_env_stops_new_app_before_writing() {
+    let (_dir, root) = workspace();
+    let result = run(sluice(&root)
+        .args(["new-app", "fresh"])
+        .env("SLUICE_ENV", "staging"));
+    assert_error(
+        &result,
+        1,
+        "unknown environment `staging` in sluice.yml (environments: local, prod, test)",
+    );
+    assert!(!root.join("applications/fresh").exists());
 }
 
 #[test]
@@ -674,4 +691,60 @@ fn generated_project_definitions_satisfy_the_snowflake_cli() {
             "{app}: snow rejected the project definition:\n{text}"
         );
     }
+}
+
+#[test]
+fn a_slow_page_fails_at_the_timeout() {
+    let (_dir, root) = workspace();
+    let slow = root.join("applications/slow_app");
+    fs::create_dir(&slow).unwrap();
+    fs::write(
+        slow.join("dashboard.py"),
+        "import time\n\ntime.sleep(3600)\n",
+    )
+    .unwrap();
+    let result = run(sluice(&root).args(["test", "slow_app", "--timeout", "3"]));
+    assert_error(&result, 1, "1 of 1 page failed");
+    assert!(
+        result.stdout.contains(
+            "FAIL slow_app/dashboard.py\n     TimeoutError: the page was still running after 3s\n"
+        ),
+        "{}",
+        result.stdout
+    );
+}
+
+#[test]
+fn an_app_without_pages_fails() {
+    let (_dir, root) = workspace();
+    fs::create_dir(root.join("applications/empty")).unwrap();
+    let result = run(sluice(&root).arg("test"));
+    assert_error(&result, 1, "1 of 3 pages failed");
+    assert!(
+        result
+            .stdout
+            .contains("FAIL empty: no dashboard.py and no pages\n"),
+        "{}",
+        result.stdout
+    );
+    assert!(result.stdout.contains("PASS main_app/dashboard.py\n"));
+}
+
+#[test]
+fn a_crashing_runner_is_reported_with_its_last_words() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, root) = workspace();
+    let python = dir.path().join("crashing-python");
+    fs::write(
+        &python,
+        "#!/bin/sh\ncat >/dev/null\necho 'Fatal Python error: out of luck' >&2\nexit 6\n",
+    )
+    .unwrap();
+    fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+    let result = run(sluice(&root).arg("test").env("SLUICE_PYTHON", &python));
+    assert_error(
+        &result,
+        1,
+        "the page runner stopped unexpectedly (exit status 6): Fatal Python error: out of luck",
+    );
 }

@@ -78,15 +78,16 @@ fn current_workspace() -> Result<Workspace, CliError> {
     })
 }
 
-/// `Environment: local` and `Apps dir: applications/`, printed before what a command made.
-fn print_context(workspace: &Workspace) -> Result<(), CliError> {
+/// `Environment: local` and `Apps dir: applications/`, printed before what a
+/// command made. Resolved before anything is written, so a bad `SLUICE_ENV`
+/// stops the command with nothing changed.
+fn context_lines(workspace: &Workspace) -> Result<String, CliError> {
     let env = workspace.environment(None)?;
-    println!("Environment: {}", env.name);
-    println!(
-        "Apps dir:    {}/",
+    Ok(format!(
+        "Environment: {}\nApps dir:    {}/",
+        env.name,
         workspace.relative(&workspace.apps_dir()).display()
-    );
-    Ok(())
+    ))
 }
 
 fn print_files(files: &[PathBuf]) {
@@ -120,7 +121,11 @@ pub fn init(args: InitArgs) -> CmdResult {
                 "Config:      sluice.yml (environments: {})",
                 environments.join(", ")
             );
-            print_context(&workspace)?;
+            // The files exist now: a bad SLUICE_ENV must not turn this into a failure.
+            match context_lines(&workspace) {
+                Ok(context) => println!("{context}"),
+                Err(error) => println!("Environment: ({})", error.error),
+            }
             println!("Created {} files:", files.len());
             print_files(&files);
             match &args.dir {
@@ -134,8 +139,9 @@ pub fn init(args: InitArgs) -> CmdResult {
 
 pub fn new_app(args: NewAppArgs) -> CmdResult {
     let workspace = current_workspace()?;
+    let context = context_lines(&workspace)?;
     let Created { files } = scaffold::new_app(&workspace, &args.name)?;
-    print_context(&workspace)?;
+    println!("{context}");
     println!("Created app `{}`:", args.name);
     print_files(&files);
     println!(
@@ -147,8 +153,9 @@ pub fn new_app(args: NewAppArgs) -> CmdResult {
 
 pub fn new_page(args: NewPageArgs) -> CmdResult {
     let workspace = current_workspace()?;
+    let context = context_lines(&workspace)?;
     let Created { files } = scaffold::new_page(&workspace, &args.app, &args.page)?;
-    print_context(&workspace)?;
+    println!("{context}");
     println!("Created page `{}` in app `{}`:", args.page, args.app);
     print_files(&files);
     Ok(ExitCode::SUCCESS)
@@ -261,7 +268,8 @@ pub fn test(args: TestArgs) -> CmdResult {
     let failed = outcomes.iter().filter(|o| !o.passed()).count() + pageless.len();
     let total = outcomes.len() + pageless.len();
     println!(
-        "{total} checked: {} passed, {failed} failed",
+        "{total} page{}: {} passed, {failed} failed",
+        plural(total),
         total - failed
     );
     if failed > 0 {
