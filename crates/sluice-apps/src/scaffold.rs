@@ -68,7 +68,8 @@ const WORKSPACE_FILES: &[(&str, Kind, &str)] = &[
     (
         "compliance/rules.yml",
         Kind::Copy,
-        include_str!("../templates/workspace/compliance/rules.yml"),
+        // The checker owns its default policy; the workspace gets a copy to edit.
+        sluice_rules::DEFAULT_RULES,
     ),
     (
         "applications/components/__init__.py",

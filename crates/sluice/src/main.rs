@@ -11,8 +11,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::CliError;
-
 /// Governed Streamlit-in-Snowflake apps, and a PostgreSQL gateway, in one binary.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about, long_about = None, propagate_version = true)]

@@ -1,10 +1,19 @@
 //! `sluice demo`: the README's main job on an embedded default.
+//!
+//! It strings the real commands together on a throwaway workspace, so what the demo shows is
+//! exactly what a user gets from `sluice init`, `new-app`, `check` and `test`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::CmdResult;
+use super::{check, workspace, CmdResult};
+
+/// A file `sluice demo` leaves in its workspace, so that a later run may replace the folder
+/// without ever deleting something the user made.
+const DEMO_MARKER: &str = ".sluice-demo";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -13,6 +22,96 @@ pub struct DemoArgs {
     pub dir: PathBuf,
 }
 
-pub fn run(_args: DemoArgs) -> CmdResult {
-    Err(anyhow::anyhow!("`sluice demo` is not implemented yet").into())
+pub fn run(args: DemoArgs) -> CmdResult {
+    let dir = prepare_folder(&args.dir)?;
+    use_project_python();
+
+    step(
+        "1/3",
+        "create a workspace with an example app, a new app and a new page",
+    );
+    workspace::init(workspace::InitArgs {
+        dir: Some(dir.clone()),
+    })?;
+    std::fs::write(
+        dir.join(DEMO_MARKER),
+        "created by `sluice demo`; safe to delete\n",
+    )?;
+    std::env::set_current_dir(&dir).with_context(|| format!("cannot enter {}", dir.display()))?;
+    workspace::new_app(workspace::NewAppArgs {
+        name: "sales_dashboard".into(),
+    })?;
+    workspace::new_page(workspace::NewPageArgs {
+        app: "sales_dashboard".into(),
+        page: "analytics".into(),
+    })?;
+
+    step("2/3", "check every app against compliance/rules.yml");
+    let checked = check::run(check::CheckArgs {
+        format: "text".into(),
+        output: None,
+        app: None,
+        show_suppressed: false,
+        rules: None,
+    })?;
+    if checked != ExitCode::SUCCESS {
+        return Err(anyhow!("the demo workspace failed its compliance check").into());
+    }
+
+    step(
+        "3/3",
+        "run every page of every app headlessly with Streamlit's AppTest",
+    );
+    let tested = workspace::test(workspace::TestArgs {
+        app: None,
+        timeout: 60,
+    })?;
+    if tested != ExitCode::SUCCESS {
+        return Err(anyhow!("a demo page failed its AppTest run").into());
+    }
+
+    println!();
+    println!("Demo workspace ready in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn step(number: &str, what: &str) {
+    println!();
+    println!("==> [{number}] {what}");
+}
+
+/// Removes a previous demo (never anything else) and returns the folder's absolute path.
+fn prepare_folder(dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = std::path::absolute(dir).with_context(|| format!("bad folder {}", dir.display()))?;
+    if dir.exists() {
+        if !dir.join(DEMO_MARKER).is_file() {
+            bail!(
+                "{} exists and was not made by `sluice demo`; pass --dir to use another folder",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove the previous demo in {}", dir.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Lets the demo's pages run with the project's own virtualenv (`<repo>/.venv`, made by
+/// `scripts/setup.sh`) when the binary runs from the repository's `target/` folder and the user
+/// chose no other Python.
+fn use_project_python() {
+    if std::env::var_os("SLUICE_PYTHON").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    // <repo>/target/<profile>/sluice
+    if let Some(repo) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+        let python = repo.join(".venv/bin/python");
+        if python.is_file() {
+            // Single-threaded at this point: nothing else reads the environment concurrently.
+            std::env::set_var("SLUICE_PYTHON", python);
+        }
+    }
 }
