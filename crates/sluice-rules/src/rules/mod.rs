@@ -276,7 +276,8 @@ impl<'a> ClassIndex<'a> {
             return Some(*c);
         }
         let dir = from_file.rsplit_once('/').map_or("", |(d, _)| d);
-        let app_dir: String = dir.split('/').take(2).collect::<Vec<_>>().join("/");
+        // `applications/<app>/`: the trailing slash keeps `app_1` from matching `app_10`.
+        let app_dir: String = dir.split('/').take(2).collect::<Vec<_>>().join("/") + "/";
         candidates
             .iter()
             .find(|c| c.file.starts_with(&app_dir))
@@ -410,5 +411,52 @@ impl Rule {
             RuleCheck::Sql(r) => r.summary(),
             RuleCheck::Share(r) => r.summary(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, source: &str) -> AnalyzedFile {
+        AnalyzedFile {
+            path: path.to_string(),
+            analysis: Analysis::Python(crate::python::parse(source).unwrap()),
+        }
+    }
+
+    #[test]
+    fn lookup_prefers_same_file_then_same_app() {
+        let files = [
+            file(
+                "applications/app_10/common.py",
+                "class Base:\n    def run(self): ...\n",
+            ),
+            file(
+                "applications/app_1/common.py",
+                "class Base:\n    def setup_ui(self): ...\n",
+            ),
+            file("applications/app_1/dashboard.py", "class Other: ...\n"),
+        ];
+        let index = ClassIndex::build(files.iter());
+        let found = index
+            .lookup("Base", "applications/app_1/dashboard.py")
+            .unwrap();
+        assert_eq!(found.file, "applications/app_1/common.py");
+        let found = index.lookup("Base", "applications/app_10/x.py").unwrap();
+        assert_eq!(found.file, "applications/app_10/common.py");
+        assert!(index
+            .lookup("Missing", "applications/app_1/dashboard.py")
+            .is_none());
+    }
+
+    #[test]
+    fn paths_and_exclude_limit_a_rule() {
+        let text = "function_rules:\n  - name: m\n    function_name: main\n    paths: [\"applications/a/**\"]\n    exclude: [\"**/legacy.py\"]\n";
+        let rules = crate::config::parse_rules(text, "rules.yml").unwrap();
+        let meta = &rules.rules[0].meta;
+        assert!(meta.applies_to("applications/a/pages/x.py"));
+        assert!(!meta.applies_to("applications/a/pages/legacy.py"));
+        assert!(!meta.applies_to("applications/b/dashboard.py"));
     }
 }
