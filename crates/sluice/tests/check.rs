@@ -249,3 +249,46 @@ fn custom_apps_dir_from_sluice_yml() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["summary"]["apps_checked"], 1);
 }
+
+/// The real scaffolding, not a fixture: what `sluice init` and `sluice new-app` write passes the
+/// default rules, and a `DELETE` added to a generated page fails them at its line.
+#[test]
+fn generated_workspace_passes_until_a_page_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("w");
+    let bin = env!("CARGO_BIN_EXE_sluice");
+    let init = Command::new(bin).arg("init").arg(&root).output().unwrap();
+    assert!(init.status.success(), "{}", stderr(&init));
+    let new_app = Command::new(bin)
+        .args(["new-app", "sales_dashboard"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(new_app.status.success(), "{}", stderr(&new_app));
+    let new_page = Command::new(bin)
+        .args(["new-page", "sales_dashboard", "analytics"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(new_page.status.success(), "{}", stderr(&new_page));
+
+    let clean = sluice(&root, &["--format", "json"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    let report: serde_json::Value = serde_json::from_slice(&clean.stdout).unwrap();
+    assert_eq!(report["summary"]["errors"], 0);
+    assert_eq!(report["summary"]["apps_checked"], 2);
+
+    let page = root.join("applications/sales_dashboard/pages/analytics.py");
+    let mut text = std::fs::read_to_string(&page).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("PURGE = \"DELETE FROM sales WHERE region = 'EU'\"\n");
+    std::fs::write(&page, text).unwrap();
+    let dirty = sluice(&root, &["--format", "json"]);
+    assert_eq!(dirty.status.code(), Some(1), "{}", stdout(&dirty));
+    let report: serde_json::Value = serde_json::from_slice(&dirty.stdout).unwrap();
+    let violations = report["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0]["rule_id"], "select-only-sql");
+    assert_eq!(violations[0]["app"], "sales_dashboard");
+    assert_eq!(violations[0]["line"], line);
+}

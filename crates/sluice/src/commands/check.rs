@@ -5,7 +5,7 @@
 //! 2 unusable configuration).
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
@@ -36,7 +36,10 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> CmdResult {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let (root, apps_dir) = find_workspace(&cwd)?;
+    // For the checker, a missing or broken workspace is unusable configuration (exit 2).
+    let ws = super::workspace::current_workspace().map_err(|e| CliError::config(e.error))?;
+    let root = ws.root().to_path_buf();
+    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
     let rules_path = args
         .rules
         .clone()
@@ -94,39 +97,4 @@ pub fn run(args: CheckArgs) -> CmdResult {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Walks up from `start` to the folder holding `sluice.yml`; returns it and
-/// its `apps_dir` (default `applications`).
-// TODO(lead): use sluice_apps::Workspace
-fn find_workspace(start: &Path) -> Result<(PathBuf, String), CliError> {
-    let root = start
-        .ancestors()
-        .find(|dir| dir.join("sluice.yml").is_file())
-        .ok_or_else(|| {
-            CliError::config(anyhow!(
-                "no sluice.yml in {} or any parent folder (run `sluice init` first)",
-                start.display()
-            ))
-        })?;
-    let path = root.join("sluice.yml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))
-        .map_err(CliError::config)?;
-    let value: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
-        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        CliError::config(anyhow!("sluice.yml:{line}:{col}: {msg}"))
-    })?;
-    let apps_dir = match value.get("apps_dir") {
-        None | Some(serde_norway::Value::Null) => "applications".to_string(),
-        Some(serde_norway::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        Some(_) => {
-            return Err(CliError::config(anyhow!(
-                "sluice.yml: `apps_dir` must be a folder name"
-            )))
-        }
-    };
-    Ok((root.to_path_buf(), apps_dir))
 }

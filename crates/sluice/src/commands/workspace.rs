@@ -68,7 +68,7 @@ pub struct TestArgs {
 
 /// The workspace around the current folder. A `sluice.yml` that cannot be
 /// used is a configuration error (exit 2).
-fn current_workspace() -> Result<Workspace, CliError> {
+pub(crate) fn current_workspace() -> Result<Workspace, CliError> {
     let here = std::env::current_dir()?;
     Workspace::discover(&here).map_err(|e| match e {
         WorkspaceError::Config(ConfigError::Invalid { .. } | ConfigError::Read { .. }) => {
