@@ -9,7 +9,7 @@
 # Environment (defaults in brackets; QUICK=1 changes the starred ones):
 #   DURATION [20*]  seconds per pgbench run     ROUNDS [2*]          repeats of each comparison
 #   CLIENTS ["16 64 256"*]  pgbench -c values   IDLE_CLIENTS [10000*] idle clients per pooler
-#   MODES ["simple extended prepared"]          JOBS [2]             pgbench -j
+#   MODES ["simple extended prepared"] (empty: idle clients only)   JOBS [2]  pgbench -j
 #   SCALE [10] pgbench -i -s                    POOL_SIZE [20]       default_pool_size of both poolers
 #   SLUICE_BIN  use this binary instead of `cargo build --release -p sluice`
 #   USERLIST [scram]  auth_file entries: "scram" (the role's SCRAM secret from pg_authid, as
@@ -31,7 +31,7 @@ DURATION=${DURATION:-20}
 ROUNDS=${ROUNDS:-2}
 CLIENTS=${CLIENTS:-"16 64 256"}
 IDLE_CLIENTS=${IDLE_CLIENTS:-10000}
-MODES=${MODES:-"simple extended prepared"}
+MODES=${MODES-"simple extended prepared"}  # empty: idle clients only
 JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
 POOL_SIZE=${POOL_SIZE:-20}
@@ -402,6 +402,8 @@ awk -F, -v tck="$CLK_TCK" -v modes="$MODES" -v clients="$CLIENTS" '
   $9 == "ok" {
     k = $1 SUBSEP $2 SUBSEP $4
     n[k]++; tps[k] += $5; lat[k] += $6; tx[k] += $7; ticks[k] += $8
+    if (!(k in lo) || $5 < lo[k]) lo[k] = $5
+    if (!(k in hi) || $5 > hi[k]) hi[k] = $5
   }
   $9 != "ok" { bad[$1 SUBSEP $2 SUBSEP $4]++ }
   function has(m, c, t) { return n[m SUBSEP c SUBSEP t] > 0 }
@@ -436,6 +438,19 @@ awk -F, -v tck="$CLK_TCK" -v modes="$MODES" -v clients="$CLIENTS" '
         ratio(m, c, "gateway", m, c, "pgbouncer"), ratio(m, c, "gateway", m, c, "direct"), \
         cpu_ratio(m, c), (m == "prepared") ? ratio(m, c, "gateway", "extended", c, "gateway") : ""
     }
+    # How far repeated runs of the same row disagree: the noise floor for reading the ratios.
+    line = ""
+    split("direct pgbouncer gateway", T, " ")
+    for (t = 1; t <= 3; t++) {
+      rows = 0; sum = 0
+      for (k in n) {
+        split(k, part, SUBSEP)
+        if (part[3] != T[t] || n[k] < 2) continue
+        rows++; sum += (hi[k] - lo[k]) / (tps[k] / n[k])
+      }
+      if (rows) line = line sprintf("  %s %.1f%%", T[t], 100 * sum / rows)
+    }
+    if (line != "") print "# round-to-round TPS spread ((max - min) / mean, averaged over rows):" line
   }' "$raw"
 
 if [ -s "$idle" ]; then
