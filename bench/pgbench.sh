@@ -287,6 +287,7 @@ EOF
     fi
   elif [ "$(probe "$GW_PORT")" != 1 ]; then
     gw_reason="SELECT 1 through the gateway failed: $(probe "$GW_PORT")"
+    [ "$USERLIST" = scram ] && gw_reason+=" (the auth_file holds SCRAM secrets; USERLIST=plain gives cleartext passwords)"
   fi
 fi
 if [ -z "$gw_reason" ]; then
@@ -426,7 +427,8 @@ awk -F, -v tck="$CLK_TCK" -v modes="$MODES" -v clients="$CLIENTS" '
   }
   END {
     fmt = "%-9s %4s | %9s %9s %9s | %8s %8s %8s | %9s %9s | %7s %7s %7s | %9s\n"
-    printf fmt, "", "", "TPS", "", "", "latency", "ms", "", "CPU us/tx", "", "gateway", "ratios", "", "gateway"
+    printf "%-14s | %-29s | %-26s | %-19s | %-23s | %9s\n", "", "TPS", "mean latency (ms)", \
+      "CPU us per txn", "gateway ratios", "gateway"
     printf fmt, "mode", "-c", "direct", "pgbouncer", "gateway", "direct", "pgbounc", "gateway", \
       "pgbouncer", "gateway", "/pgb", "/direct", "CPU/pgb", "prep/ext"
     nm = split(modes, M, " "); nc = split(clients, C, " ")
