@@ -72,7 +72,7 @@ command -v "$PYTHON" >/dev/null || die "no $PYTHON (needed for the free-port pic
 work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 chmod 755 "$work"
 is_root && chown postgres: "$work"
-pg_started=0 pgb_pid="" gw_pid="" idle_pid=""
+pg_started=0 pgb_pid="" gw_pid="" idle_pid="" bench_pid=""
 
 stop_pid() { # pid: TERM, wait up to 10 s, then KILL
   local pid=$1 i
@@ -83,6 +83,7 @@ stop_pid() { # pid: TERM, wait up to 10 s, then KILL
 
 cleanup() {
   set +e
+  [ -n "$bench_pid" ] && stop_pid "$bench_pid" # timeout(1) passes the TERM on to pgbench
   [ -n "$idle_pid" ] && stop_pid "$idle_pid"
   [ -n "$gw_pid" ] && stop_pid "$gw_pid"
   [ -n "$pgb_pid" ] && stop_pid "$pgb_pid"
@@ -317,8 +318,14 @@ run_pgbench() {
     return
   fi
   [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  out=$(PGPASSWORD=$BENCH_PASSWORD timeout $((DURATION + 120)) "$PGBIN/pgbench" -h 127.0.0.1 \
-    -p "$port" -U "$BENCH_USER" -n -S -M "$mode" -c "$clients" -j "$JOBS" -T "$DURATION" "$DB" 2>&1) || rc=$?
+  # In the background and waited for, so that Ctrl-C or TERM is handled at once, not after the run.
+  PGPASSWORD=$BENCH_PASSWORD timeout $((DURATION + 120)) "$PGBIN/pgbench" -h 127.0.0.1 \
+    -p "$port" -U "$BENCH_USER" -n -S -M "$mode" -c "$clients" -j "$JOBS" -T "$DURATION" "$DB" \
+    >"$work/pgbench.out" 2>&1 &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  bench_pid=""
+  out=$(<"$work/pgbench.out")
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && after=$(cpu_ticks "$pid")
   local tps lat txns
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -n 1)
