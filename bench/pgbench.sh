@@ -12,14 +12,15 @@
 #   MODES ["simple extended prepared"] (empty: idle clients only)   JOBS [2]  pgbench -j
 #   SCALE [10] pgbench -i -s                    POOL_SIZE [20]       default_pool_size of both poolers
 #   SLUICE_BIN  use this binary instead of `cargo build --release -p sluice`
-#   USERLIST [scram]  auth_file entries: "scram" (the role's SCRAM secret from pg_authid, as
-#               pgbouncer recommends) or "plain" (the cleartext password)
+#   USERLIST [auto]  auth_file secrets: "scram" (the role's SCRAM secret from pg_authid, as
+#               pgbouncer recommends), "plain" (the cleartext password), or "auto": scram, but
+#               if the gateway cannot log in to Postgres with it, the gateway alone gets plain
 #   RAW_CSV     also copy every individual run to this CSV file
 #   KEEP_WORK=1 keep the temporary directory (configs, logs, data) for inspection
 #
 # Everything it starts (Postgres, pgbouncer, the gateway, the idle clients) is stopped on exit;
 # every wait is bounded. When run as root, Postgres and pgbouncer run as the `postgres` OS user.
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
@@ -35,7 +36,7 @@ MODES=${MODES-"simple extended prepared"}  # empty: idle clients only
 JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
 POOL_SIZE=${POOL_SIZE:-20}
-USERLIST=${USERLIST:-scram}
+USERLIST=${USERLIST:-auto}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PYTHON=${PYTHON:-python3}
 
@@ -63,7 +64,7 @@ for c in $CLIENTS; do [[ $c =~ ^[0-9]+$ ]] || die "CLIENTS must be numbers, got 
 for m in $MODES; do
   case $m in simple | extended | prepared) ;; *) die "MODES: unknown pgbench mode '$m'" ;; esac
 done
-case $USERLIST in scram | plain) ;; *) die "USERLIST must be scram or plain, got '$USERLIST'" ;; esac
+case $USERLIST in auto | scram | plain) ;; *) die "USERLIST must be auto, scram or plain, got '$USERLIST'" ;; esac
 [ -x "$PGBIN/postgres" ] || die "no PostgreSQL 15 binaries in $PGBIN (install postgresql-15)"
 command -v "$PYTHON" >/dev/null || die "no $PYTHON (needed for the free-port pick and idle clients)"
 
@@ -92,6 +93,8 @@ cleanup() {
   if [ "${KEEP_WORK:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+# set -e stops at the first failing command; say which, rather than vanishing without a word.
+trap 'say "error: line $LINENO: \`$BASH_COMMAND\` failed"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -135,7 +138,7 @@ wait_listening() {
 # port: the output of one SELECT 1 as the bench user, or the error.
 probe() {
   PGPASSWORD=$BENCH_PASSWORD PGCONNECT_TIMEOUT=10 timeout 20 "$PGBIN/psql" -h 127.0.0.1 -p "$1" \
-    -U "$BENCH_USER" -d "$DB" -AtX -c 'SELECT 1' 2>&1 | tail -n 1
+    -U "$BENCH_USER" -d "$DB" -AtX -c 'SELECT 1' 2>&1 | tail -n 1 || true
 }
 
 # pid: user+system CPU time of the whole process (all threads), in clock ticks.
@@ -190,14 +193,20 @@ PGPASSWORD=$BENCH_PASSWORD "$PGBIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U "$BENC
   -i -s "$SCALE" -q "$DB" >"$work/pgbench-init.log" 2>&1 ||
   die "pgbench -i failed: $(tail -n 1 "$work/pgbench-init.log")"
 
-if [ "$USERLIST" = scram ]; then
-  secret=$(super_sql -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$BENCH_USER'")
-else
-  secret=$BENCH_PASSWORD
-fi
-printf '"%s" "%s"\n' "$BENCH_USER" "$secret" >"$work/userlist.txt"
-is_root && chown postgres: "$work/userlist.txt"
-chmod 600 "$work/userlist.txt"
+# file secret: one pgbouncer-format auth_file line for the bench user.
+write_userlist() {
+  printf '"%s" "%s"\n' "$BENCH_USER" "$2" >"$1"
+  if is_root; then chown postgres: "$1"; fi
+  chmod 600 "$1"
+}
+scram_secret=$(super_sql -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$BENCH_USER'")
+write_userlist "$work/userlist-scram.txt" "$scram_secret"
+write_userlist "$work/userlist-plain.txt" "$BENCH_PASSWORD"
+# With a SCRAM secret a pooler checks a client's proof without PBKDF2 and logs in to Postgres
+# with the ClientKey that proof reveals; with a cleartext password pgbouncer runs PBKDF2 with a
+# fresh salt on every client login.
+if [ "$USERLIST" = plain ]; then userlist=$work/userlist-plain.txt; else userlist=$work/userlist-scram.txt; fi
+pgb_userlist=$userlist gw_userlist=$userlist
 
 # --- pgbouncer ------------------------------------------------------------------------------------
 
@@ -228,7 +237,7 @@ reserve_pool_size = $RESERVE_POOL_SIZE
 server_idle_timeout = $SERVER_IDLE_TIMEOUT
 query_wait_timeout = $QUERY_WAIT_TIMEOUT
 auth_type = scram-sha-256
-auth_file = $work/userlist.txt
+auth_file = $pgb_userlist
 logfile = $work/pgbouncer.log
 log_connections = 0
 log_disconnections = 0
@@ -255,7 +264,8 @@ fi
 
 # --- the gateway ----------------------------------------------------------------------------------
 
-if [ -z "$gw_reason" ]; then
+# auth_file: starts the gateway with it; sets gw_pid, or gw_reason when it is not usable.
+start_gateway() {
   cat >"$work/sluice.toml" <<EOF
 [proxy]
 listen_addr = "127.0.0.1"
@@ -268,7 +278,7 @@ reserve_pool_size = $RESERVE_POOL_SIZE
 server_idle_timeout = $SERVER_IDLE_TIMEOUT
 query_wait_timeout = $QUERY_WAIT_TIMEOUT
 auth_type = "scram-sha-256"
-auth_file = "$work/userlist.txt"
+auth_file = "$1"
 
 [databases.$DB]
 host = "127.0.0.1"
@@ -278,25 +288,37 @@ EOF
   # Quiet logs for both poolers: per-connection logging would be measured as pooler CPU.
   RUST_LOG=${GW_RUST_LOG:-warn} "$sluice" proxy --config "$work/sluice.toml" >"$work/gateway.log" 2>&1 &
   gw_pid=$!
+  local status=0 answer
   if ! wait_listening "$GW_PORT" "$gw_pid" 15; then
     if kill -0 "$gw_pid" 2>/dev/null; then
       gw_reason="nothing listening on 127.0.0.1:$GW_PORT after 15 s"
     else
-      status=0
       wait "$gw_pid" || status=$?
       gw_reason="\`sluice proxy\` exited with status $status: $(grep . "$work/gateway.log" | tail -n 1)"
     fi
-  elif [ "$(probe "$GW_PORT")" != 1 ]; then
-    gw_reason="SELECT 1 through the gateway failed: $(probe "$GW_PORT")"
-    [ "$USERLIST" = scram ] && gw_reason+=" (the auth_file holds SCRAM secrets; USERLIST=plain gives cleartext passwords)"
+  else
+    answer=$(probe "$GW_PORT")
+    if [ "$answer" != 1 ]; then gw_reason="SELECT 1 through the gateway failed: $answer"; fi
+  fi
+  if [ -n "$gw_reason" ]; then
+    stop_pid "$gw_pid"
+    gw_pid=""
+  fi
+}
+
+if [ -z "$gw_reason" ]; then
+  start_gateway "$gw_userlist"
+  if [ -z "$gw_pid" ] && [ "$USERLIST" = auto ] && [[ $gw_reason == "SELECT 1 "* ]]; then
+    say "gateway with a SCRAM secret in its auth_file: $gw_reason"
+    say "retrying the gateway with the cleartext password in its auth_file"
+    gw_reason="" gw_userlist=$work/userlist-plain.txt
+    start_gateway "$gw_userlist"
   fi
 fi
 if [ -z "$gw_reason" ]; then
   gw_version="$("$sluice" --version 2>/dev/null | head -n 1 || true) at $sluice"
 else
   say "gateway not available: $gw_reason"
-  [ -n "$gw_pid" ] && stop_pid "$gw_pid"
-  gw_pid=""
 fi
 
 # --- pgbench runs, interleaved --------------------------------------------------------------------
@@ -405,6 +427,11 @@ echo "## pgbench -S (scale $SCALE, ${DURATION} s per run, -j $JOBS, $ROUNDS roun
 echo "# $(nproc) CPUs, $("$PGBIN/postgres" --version), ${pgb_version:-no pgbouncer}, ${gw_version:-no gateway} ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 [ -n "$pgb_reason" ] && echo "# pgbouncer not available: $pgb_reason"
 [ -n "$gw_reason" ] && echo "# gateway not available: $gw_reason"
+secret_kind() { case $1 in *scram*) echo "SCRAM secret" ;; *) echo "cleartext password" ;; esac; }
+auth_line="# auth_file holds:"
+[ -z "$pgb_reason" ] && auth_line+=" pgbouncer: $(secret_kind "$pgb_userlist");"
+[ -z "$gw_reason" ] && auth_line+=" gateway: $(secret_kind "$gw_userlist");"
+echo "${auth_line%;}"
 awk -F, -v tck="$CLK_TCK" -v modes="$MODES" -v clients="$CLIENTS" '
   NR == 1 { next }
   $9 == "ok" {
