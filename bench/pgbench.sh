@@ -423,7 +423,6 @@ fi
 # --- report ---------------------------------------------------------------------------------------
 
 echo
-echo "## pgbench -S (scale $SCALE, ${DURATION} s per run, -j $JOBS, $ROUNDS round(s) interleaved; pool_mode=transaction, default_pool_size=$POOL_SIZE)"
 echo "# $(nproc) CPUs, $("$PGBIN/postgres" --version), ${pgb_version:-no pgbouncer}, ${gw_version:-no gateway} ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 [ -n "$pgb_reason" ] && echo "# pgbouncer not available: $pgb_reason"
 [ -n "$gw_reason" ] && echo "# gateway not available: $gw_reason"
@@ -432,62 +431,66 @@ auth_line="# auth_file holds:"
 [ -z "$pgb_reason" ] && auth_line+=" pgbouncer: $(secret_kind "$pgb_userlist");"
 [ -z "$gw_reason" ] && auth_line+=" gateway: $(secret_kind "$gw_userlist");"
 echo "${auth_line%;}"
-awk -F, -v tck="$CLK_TCK" -v modes="$MODES" -v clients="$CLIENTS" '
-  NR == 1 { next }
-  $9 == "ok" {
-    k = $1 SUBSEP $2 SUBSEP $4
-    n[k]++; tps[k] += $5; lat[k] += $6; tx[k] += $7; ticks[k] += $8
-    if (!(k in lo) || $5 < lo[k]) lo[k] = $5
-    if (!(k in hi) || $5 > hi[k]) hi[k] = $5
-  }
-  $9 != "ok" { bad[$1 SUBSEP $2 SUBSEP $4]++ }
-  function has(m, c, t) { return n[m SUBSEP c SUBSEP t] > 0 }
-  function mean_tps(m, c, t) { return tps[m SUBSEP c SUBSEP t] / n[m SUBSEP c SUBSEP t] }
-  function cell(m, c, t, what,   k) {
-    k = m SUBSEP c SUBSEP t
-    if (!(n[k] > 0)) return (k in bad) ? "fail" : "-"
-    if (what == "tps") return sprintf("%.0f", tps[k] / n[k])
-    if (what == "lat") return sprintf("%.3f", lat[k] / n[k])
-    if (what == "cpu") return sprintf("%.1f", ticks[k] * 1e6 / tck / tx[k])
-  }
-  function ratio(m1, c1, t1, m2, c2, t2) {
-    if (!has(m1, c1, t1) || !has(m2, c2, t2)) return "-"
-    return sprintf("%.2f", mean_tps(m1, c1, t1) / mean_tps(m2, c2, t2))
-  }
-  function cpu_ratio(m, c,   a, b) {
-    a = m SUBSEP c SUBSEP "gateway"; b = m SUBSEP c SUBSEP "pgbouncer"
-    if (!(n[a] > 0) || !(n[b] > 0) || ticks[b] == 0) return "-"
-    return sprintf("%.2f", (ticks[a] / tx[a]) / (ticks[b] / tx[b]))
-  }
-  END {
-    fmt = "%-9s %4s | %9s %9s %9s | %8s %8s %8s | %9s %9s | %7s %7s %7s | %9s\n"
-    printf "%-14s | %-29s | %-26s | %-19s | %-23s | %9s\n", "", "TPS", "mean latency (ms)", \
-      "CPU us per txn", "gateway ratios", "gateway"
-    printf fmt, "mode", "-c", "direct", "pgbouncer", "gateway", "direct", "pgbounc", "gateway", \
-      "pgbouncer", "gateway", "/pgb", "/direct", "CPU/pgb", "prep/ext"
-    nm = split(modes, M, " "); nc = split(clients, C, " ")
-    for (i = 1; i <= nm; i++) for (j = 1; j <= nc; j++) {
-      m = M[i]; c = C[j]
-      printf fmt, m, c, cell(m, c, "direct", "tps"), cell(m, c, "pgbouncer", "tps"), \
-        cell(m, c, "gateway", "tps"), cell(m, c, "direct", "lat"), cell(m, c, "pgbouncer", "lat"), \
-        cell(m, c, "gateway", "lat"), cell(m, c, "pgbouncer", "cpu"), cell(m, c, "gateway", "cpu"), \
-        ratio(m, c, "gateway", m, c, "pgbouncer"), ratio(m, c, "gateway", m, c, "direct"), \
-        cpu_ratio(m, c), (m == "prepared") ? ratio(m, c, "gateway", "extended", c, "gateway") : ""
+if [ -n "${MODES// /}" ]; then
+  echo
+  echo "## pgbench -S (scale $SCALE, ${DURATION} s per run, -j $JOBS, $ROUNDS round(s) interleaved; pool_mode=transaction, default_pool_size=$POOL_SIZE)"
+  awk -F, -v tck="$CLK_TCK" -v modes="$MODES" -v clients="$CLIENTS" '
+    NR == 1 { next }
+    $9 == "ok" {
+      k = $1 SUBSEP $2 SUBSEP $4
+      n[k]++; tps[k] += $5; lat[k] += $6; tx[k] += $7; ticks[k] += $8
+      if (!(k in lo) || $5 < lo[k]) lo[k] = $5
+      if (!(k in hi) || $5 > hi[k]) hi[k] = $5
     }
-    # How far repeated runs of the same row disagree: the noise floor for reading the ratios.
-    line = ""
-    split("direct pgbouncer gateway", T, " ")
-    for (t = 1; t <= 3; t++) {
-      rows = 0; sum = 0
-      for (k in n) {
-        split(k, part, SUBSEP)
-        if (part[3] != T[t] || n[k] < 2) continue
-        rows++; sum += (hi[k] - lo[k]) / (tps[k] / n[k])
+    $9 != "ok" { bad[$1 SUBSEP $2 SUBSEP $4]++ }
+    function has(m, c, t) { return n[m SUBSEP c SUBSEP t] > 0 }
+    function mean_tps(m, c, t) { return tps[m SUBSEP c SUBSEP t] / n[m SUBSEP c SUBSEP t] }
+    function cell(m, c, t, what,   k) {
+      k = m SUBSEP c SUBSEP t
+      if (!(n[k] > 0)) return (k in bad) ? "fail" : "-"
+      if (what == "tps") return sprintf("%.0f", tps[k] / n[k])
+      if (what == "lat") return sprintf("%.3f", lat[k] / n[k])
+      if (what == "cpu") return sprintf("%.1f", ticks[k] * 1e6 / tck / tx[k])
+    }
+    function ratio(m1, c1, t1, m2, c2, t2) {
+      if (!has(m1, c1, t1) || !has(m2, c2, t2)) return "-"
+      return sprintf("%.2f", mean_tps(m1, c1, t1) / mean_tps(m2, c2, t2))
+    }
+    function cpu_ratio(m, c,   a, b) {
+      a = m SUBSEP c SUBSEP "gateway"; b = m SUBSEP c SUBSEP "pgbouncer"
+      if (!(n[a] > 0) || !(n[b] > 0) || ticks[b] == 0) return "-"
+      return sprintf("%.2f", (ticks[a] / tx[a]) / (ticks[b] / tx[b]))
+    }
+    END {
+      fmt = "%-9s %4s | %9s %9s %9s | %8s %8s %8s | %9s %9s | %7s %7s %7s | %9s\n"
+      printf "%-14s | %-29s | %-26s | %-19s | %-23s | %9s\n", "", "TPS", "mean latency (ms)", \
+        "CPU us per txn", "gateway ratios", "gateway"
+      printf fmt, "mode", "-c", "direct", "pgbouncer", "gateway", "direct", "pgbounc", "gateway", \
+        "pgbouncer", "gateway", "/pgb", "/direct", "CPU/pgb", "prep/ext"
+      nm = split(modes, M, " "); nc = split(clients, C, " ")
+      for (i = 1; i <= nm; i++) for (j = 1; j <= nc; j++) {
+        m = M[i]; c = C[j]
+        printf fmt, m, c, cell(m, c, "direct", "tps"), cell(m, c, "pgbouncer", "tps"), \
+          cell(m, c, "gateway", "tps"), cell(m, c, "direct", "lat"), cell(m, c, "pgbouncer", "lat"), \
+          cell(m, c, "gateway", "lat"), cell(m, c, "pgbouncer", "cpu"), cell(m, c, "gateway", "cpu"), \
+          ratio(m, c, "gateway", m, c, "pgbouncer"), ratio(m, c, "gateway", m, c, "direct"), \
+          cpu_ratio(m, c), (m == "prepared") ? ratio(m, c, "gateway", "extended", c, "gateway") : ""
       }
-      if (rows) line = line sprintf("  %s %.1f%%", T[t], 100 * sum / rows)
-    }
-    if (line != "") print "# round-to-round TPS spread ((max - min) / mean, averaged over rows):" line
-  }' "$raw"
+      # How far repeated runs of the same row disagree: the noise floor for reading the ratios.
+      line = ""
+      split("direct pgbouncer gateway", T, " ")
+      for (t = 1; t <= 3; t++) {
+        rows = 0; sum = 0
+        for (k in n) {
+          split(k, part, SUBSEP)
+          if (part[3] != T[t] || n[k] < 2) continue
+          rows++; sum += (hi[k] - lo[k]) / (tps[k] / n[k])
+        }
+        if (rows) line = line sprintf("  %s %.1f%%", T[t], 100 * sum / rows)
+      }
+      if (line != "") print "# round-to-round TPS spread ((max - min) / mean, averaged over rows):" line
+    }' "$raw"
+fi
 
 if [ -s "$idle" ]; then
   echo
