@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Open N idle PostgreSQL client connections to a pooler and measure its memory per client.
 
-Used by bench/pgbench.sh; standard library only, so it runs on any python3 >= 3.8.
+Used by bench/pgbench.sh; standard library only, so it runs on any python3 >= 3.10.
 
 Each connection does what a real driver does: a v3 StartupMessage, then the server's choice of
 SCRAM-SHA-256 (RFC 5802/7677, as libpq speaks it), md5 or cleartext, then waits for
@@ -15,11 +15,9 @@ stream objects), so 10,000 connections fit in one process. The SCRAM salted pass
 computed once per (salt, iterations) and reused, as a pooler that stores a SCRAM secret sends
 the same salt every time; without that, 10,000 PBKDF2 runs would dominate the run time.
 
-Prints one line of key=value pairs on stdout (parsed by pgbench.sh), e.g.
-
-    ok=10000 failed=0 dropped=0 rss_before_kib=5120 rss_after_kib=13300 bytes_per_client=837.6 login_seconds=9.8
-
-and the first few errors on stderr. Exit status: 0 if every connection logged in and stayed
+Prints one line of key=value pairs on stdout, which pgbench.sh parses: ok, failed, dropped,
+rss_before_kib, rss_after_kib, bytes_per_client, login_seconds (see bench/README.md); and the
+first few errors on stderr. Exit status: 0 if every connection logged in and stayed
 open, 1 otherwise, 2 on bad arguments.
 """
 
@@ -98,7 +96,7 @@ class Scram:
         without_proof = f"c=biws,r={nonce}"
         auth_message = f"{self.client_first_bare},{server_first.decode()},{without_proof}".encode()
         signature = hmac.digest(stored_key, auth_message, "sha256")
-        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
         server_key = hmac.digest(salted, b"Server Key", "sha256")
         self.expected_server_signature = hmac.digest(server_key, auth_message, "sha256")
         return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
@@ -255,7 +253,9 @@ def main() -> int:
     need = args.count + 64
     if soft < need:
         if hard != resource.RLIM_INFINITY and hard < need:
-            parser.error(f"--count {args.count} needs {need} file descriptors; hard limit is {hard}")
+            parser.error(
+                f"--count {args.count} needs {need} file descriptors; hard limit is {hard}"
+            )
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
     return asyncio.run(run(args))
 

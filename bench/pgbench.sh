@@ -76,9 +76,9 @@ is_root && chown postgres: "$work"
 pg_started=0 pgb_pid="" gw_pid="" idle_pid="" bench_pid=""
 
 stop_pid() { # pid: TERM, wait up to 10 s, then KILL
-  local pid=$1 i
+  local pid=$1 _
   kill "$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
 }
 
