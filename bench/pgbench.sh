@@ -397,6 +397,11 @@ idle=$work/idle.txt
 # name port pid: opens IDLE_CLIENTS idle logged-in clients, records the pooler's RSS growth.
 idle_run() {
   local name=$1 port=$2 pid=$3 line rc=0
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "$name exited" >>"$idle"
+    say "  $name is no longer running"
+    return
+  fi
   say "opening $IDLE_CLIENTS idle clients to $name"
   "$PYTHON" "$here/idle_clients.py" --port "$port" --user "$BENCH_USER" --password "$BENCH_PASSWORD" \
     --dbname "$DB" --count "$IDLE_CLIENTS" --pid "$pid" >"$work/idle-$name.out" 2>"$work/idle-$name.err" &
