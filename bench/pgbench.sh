@@ -152,6 +152,10 @@ if [ -n "${SLUICE_BIN:-}" ]; then
   [ -x "$sluice" ] || gw_reason="SLUICE_BIN=$sluice is not an executable file"
 else
   sluice=$repo/target/release/sluice
+  if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+  fi
   say "building sluice (cargo build --release -p sluice)"
   if ! (cd "$repo" && cargo build --release -q -p sluice) >"$work/build.log" 2>&1; then
     gw_reason="cargo build --release -p sluice failed: $(grep -m1 '^error' "$work/build.log" || tail -n 1 "$work/build.log")"
