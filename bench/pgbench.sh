@@ -515,3 +515,51 @@ if [ -s "$idle" ]; then
       "$bytes_per_client" "$login_seconds"
   done <"$idle"
 fi
+
+# --- the issue's goals, checked against this run -----------------------------------------------
+
+if [ -z "$gw_reason" ]; then
+  gw_idle_bytes=$(sed -n 's/^gateway .*bytes_per_client=\([0-9.]*\).*/\1/p' "$idle")
+  gw_idle_ok=$(sed -n 's/^gateway ok=\([0-9]*\).*/\1/p' "$idle")
+  echo
+  echo "## goals (issue 4), on this run"
+  awk -F, -v idle_bytes="$gw_idle_bytes" -v idle_ok="${gw_idle_ok:-0}" -v clients="$CLIENTS" '
+    NR == 1 || $9 != "ok" { next }
+    {
+      k = $1 SUBSEP $2 SUBSEP $4
+      n[k]++; tps[k] += $5
+      if ($1 != "prepared") { tx[$4] += $7; ticks[$4] += $8 }
+    }
+    function mean(m, c, t,   k) { k = m SUBSEP c SUBSEP t; return n[k] ? tps[k] / n[k] : -1 }
+    function verdict(ok, known) { return !known ? "n/a" : ok ? "met" : "NOT met" }
+    END {
+      fmt = "%-44s %-40s %s\n"
+      # 1. gateway/pgbouncer TPS >= 1.0 at -c 64, simple and extended
+      detail = ""; known = 0; ok = 1
+      split("simple extended", M, " ")
+      for (i = 1; i <= 2; i++) {
+        g = mean(M[i], 64, "gateway"); p = mean(M[i], 64, "pgbouncer")
+        if (g < 0 || p <= 0) { detail = detail M[i] " not run  "; continue }
+        known = 1; detail = detail sprintf("%s %.2f  ", M[i], g / p); if (g / p < 1.0) ok = 0
+      }
+      printf fmt, "gateway/pgbouncer TPS >= 1.0 at -c 64", detail, verdict(ok, known)
+      # 2. gateway CPU per transaction <= pgbouncer (simple and extended runs, every -c)
+      known = tx["gateway"] > 0 && tx["pgbouncer"] > 0
+      g = known ? ticks["gateway"] / tx["gateway"] : 0; p = known ? ticks["pgbouncer"] / tx["pgbouncer"] : 0
+      detail = known ? sprintf("%.2f x pgbouncer (simple+extended)", p ? g / p : 0) : ""
+      printf fmt, "gateway CPU per txn <= pgbouncer", detail, verdict(g <= p, known)
+      # 3. gateway -M prepared >= 0.9 x its own -M extended, at every -c measured
+      detail = ""; known = 0; ok = 1
+      nc = split(clients, C, " ")
+      for (j = 1; j <= nc; j++) {
+        e = mean("extended", C[j], "gateway"); p = mean("prepared", C[j], "gateway")
+        if (e <= 0 || p < 0) continue
+        known = 1; detail = detail sprintf("-c %s %.2f  ", C[j], p / e); if (p / e < 0.9) ok = 0
+      }
+      printf fmt, "gateway prepared/extended TPS >= 0.9", detail, verdict(ok, known)
+      # 4. <= 2 KiB RSS per idle client
+      known = idle_bytes != "" && idle_ok > 0
+      detail = known ? sprintf("%.0f bytes", idle_bytes) : ""
+      printf fmt, "gateway RSS per idle client <= 2048 bytes", detail, verdict(idle_bytes <= 2048, known)
+    }' "$raw"
+fi
