@@ -84,6 +84,7 @@ stop_pid() { # pid: TERM, wait up to 10 s, then KILL
 
 cleanup() {
   set +e
+  trap - ERR
   [ -n "$bench_pid" ] && stop_pid "$bench_pid" # timeout(1) passes the TERM on to pgbench
   [ -n "$idle_pid" ] && stop_pid "$idle_pid"
   [ -n "$gw_pid" ] && stop_pid "$gw_pid"
