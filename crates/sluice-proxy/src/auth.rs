@@ -236,7 +236,10 @@ pub struct ScramServer<'a> {
 impl<'a> ScramServer<'a> {
     /// Reads the client-first message (`n,,n=...,r=<nonce>`) and returns the
     /// server-first message to send in `AuthenticationSASLContinue`.
-    pub fn start(secret: &'a ScramSecret, client_first: &[u8]) -> Result<(Self, String), ScramError> {
+    pub fn start(
+        secret: &'a ScramSecret,
+        client_first: &[u8],
+    ) -> Result<(Self, String), ScramError> {
         let text = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("utf-8"))?;
         let bare = match text.as_bytes().first() {
             Some(b'n') | Some(b'y') => {
@@ -348,7 +351,10 @@ mod tests {
         assert_eq!(auth.get("app").unwrap().password.as_deref(), Some("app"));
         assert!(auth.get("md5user").unwrap().scram.is_none());
         assert!(auth.get("scram").unwrap().password.is_none());
-        assert_eq!(auth.get("q\"uote").unwrap().password.as_deref(), Some("p\"w"));
+        assert_eq!(
+            auth.get("q\"uote").unwrap().password.as_deref(),
+            Some("p\"w")
+        );
     }
 
     #[test]
@@ -394,7 +400,11 @@ mod tests {
         let stored = md5_hex(&[b"md5pass", b"md5user"]);
         let salt = [1, 2, 3, 4];
         let response = postgres_protocol::authentication::md5_hash(b"md5user", b"md5pass", salt);
-        assert!(md5_verify(&stored, salt, format!("{response}\0").as_bytes()));
+        assert!(md5_verify(
+            &stored,
+            salt,
+            format!("{response}\0").as_bytes()
+        ));
         assert!(!md5_verify(&stored, [4, 3, 2, 1], response.as_bytes()));
     }
 }

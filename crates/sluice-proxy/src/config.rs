@@ -246,11 +246,12 @@ impl Config {
 
     /// Validates `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |span: Option<std::ops::Range<usize>>, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            line: span.map_or(1, |s| line_of(text, s.start)),
-            message,
-        };
+        let invalid =
+            |span: Option<std::ops::Range<usize>>, message: String| ConfigError::Invalid {
+                path: path.to_owned(),
+                line: span.map_or(1, |s| line_of(text, s.start)),
+                message,
+            };
         let file: ConfigFile =
             toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_string()))?;
         let proxy = file.proxy;
@@ -267,7 +268,10 @@ impl Config {
         };
         let positive = |value: &Spanned<u32>, name: &str| {
             if *value.get_ref() == 0 {
-                Err(invalid(Some(value.span()), format!("{name} must be at least 1")))
+                Err(invalid(
+                    Some(value.span()),
+                    format!("{name} must be at least 1"),
+                ))
             } else {
                 Ok(())
             }
@@ -298,10 +302,7 @@ impl Config {
 
         let auth = match &proxy.auth_file {
             Some(name) => {
-                let auth_path = path
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(name.get_ref());
+                let auth_path = path.parent().unwrap_or(Path::new(".")).join(name.get_ref());
                 if !auth_path.is_file() {
                     return Err(invalid(
                         Some(name.span()),
@@ -445,7 +446,8 @@ mod tests {
 
     #[test]
     fn user_overrides_win_over_database_and_defaults() {
-        let text = "[proxy]\nauth_type = \"trust\"\npool_mode = \"transaction\"\ndefault_pool_size = 7\n\
+        let text =
+            "[proxy]\nauth_type = \"trust\"\npool_mode = \"transaction\"\ndefault_pool_size = 7\n\
                     [databases.app]\nhost = \"db\"\nport = 5433\ndbname = \"real\"\npool_size = 9\n\
                     [users.background]\npool_size = 150\npool_mode = \"session\"\n";
         let config = parse(text).unwrap();
@@ -524,6 +526,8 @@ mod tests {
     #[test]
     fn check_output_lists_resolved_pools() {
         let shown = parse(MINIMAL).unwrap().to_string();
-        assert!(shown.contains("[databases.app]\nhost = \"127.0.0.1\"\nport = 5432\ndbname = \"app\"\npool_size = 20"));
+        assert!(shown.contains(
+            "[databases.app]\nhost = \"127.0.0.1\"\nport = 5432\ndbname = \"app\"\npool_size = 20"
+        ));
     }
 }

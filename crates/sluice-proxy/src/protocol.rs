@@ -69,7 +69,10 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ProtocolError>
 pub enum Startup {
     SslRequest,
     GssEncRequest,
-    Cancel { pid: i32, secret: i32 },
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
     /// A v3 startup message with its parameters (`user`, `database`, ...).
     Params(Vec<(String, String)>),
 }
@@ -152,9 +155,18 @@ pub enum Frontend<'a> {
         rest: &'a [u8],
     },
     /// `kind` is `b'S'` (statement) or `b'P'` (portal).
-    Describe { kind: u8, name: &'a [u8] },
-    Close { kind: u8, name: &'a [u8] },
-    Execute { portal: &'a [u8], max_rows: i32 },
+    Describe {
+        kind: u8,
+        name: &'a [u8],
+    },
+    Close {
+        kind: u8,
+        name: &'a [u8],
+    },
+    Execute {
+        portal: &'a [u8],
+        max_rows: i32,
+    },
     Sync,
     Flush,
     Terminate,
@@ -173,9 +185,8 @@ pub fn decode_frontend(msg: &[u8]) -> Result<Frontend<'_>, ProtocolError> {
     }
     let body = &msg[5..];
     let tag = msg[0];
-    let one_name = |what| -> Result<(&[u8], &[u8]), ProtocolError> {
-        cstr(body).ok_or(malformed(what))
-    };
+    let one_name =
+        |what| -> Result<(&[u8], &[u8]), ProtocolError> { cstr(body).ok_or(malformed(what)) };
     Ok(match tag {
         b'Q' => {
             let (sql, rest) = one_name("Query")?;
@@ -351,7 +362,12 @@ pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
 /// An ErrorResponse (`severity` ERROR or FATAL) with SQLSTATE `code`.
 pub fn error_response(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
     let at = begin(buf, b'E');
-    for (kind, value) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message)] {
+    for (kind, value) in [
+        (b'S', severity),
+        (b'V', severity),
+        (b'C', code),
+        (b'M', message),
+    ] {
         buf.put_u8(kind);
         put_cstr(buf, value.as_bytes());
     }
@@ -534,7 +550,10 @@ mod tests {
             Startup::Cancel { pid: 7, secret: -9 }
         );
         let ssl = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-        assert_eq!(decode_startup(&ssl).unwrap().unwrap().0, Startup::SslRequest);
+        assert_eq!(
+            decode_startup(&ssl).unwrap().unwrap().0,
+            Startup::SslRequest
+        );
         assert!(decode_startup(&[0, 0, 0, 8, 0, 2, 0, 0]).is_err());
         assert!(decode_startup(&[0x7f, 0, 0, 0, 0, 3, 0, 0]).is_err());
         // a parameter without its terminator
