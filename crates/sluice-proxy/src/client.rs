@@ -208,7 +208,11 @@ async fn login(
     };
     let mut params = defaults.clone();
     for (name, value) in &startup {
-        if !NOT_SETTINGS.contains(&name.as_str()) {
+        if name == "options" {
+            for (name, value) in parse_options(value)? {
+                set_param(&mut params, &name, &value);
+            }
+        } else if !NOT_SETTINGS.contains(&name.as_str()) {
             set_param(&mut params, name, value);
         }
     }
@@ -345,6 +349,43 @@ async fn sync_params(wanted: &Params, server: &mut Checkout) -> Result<(), Backe
     }
     server.params = wanted.clone();
     Ok(())
+}
+
+/// Reads the `options` startup parameter: `-c name=value` and
+/// `--name=value` settings separated by spaces (`\\ ` is a literal space).
+fn parse_options(options: &str) -> Result<Vec<(String, String)>, ClientError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let bad = || fatal("22023", format!("unsupported startup options {options:?}: only -c name=value is"));
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next().ok_or_else(bad)?
+        } else if let Some(rest) = word.strip_prefix("-c").or_else(|| word.strip_prefix("--")) {
+            rest.to_string()
+        } else {
+            return Err(bad());
+        };
+        let (name, value) = setting.split_once('=').ok_or_else(bad)?;
+        settings.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(settings)
 }
 
 fn quote_ident(name: &str) -> String {
@@ -959,6 +1000,22 @@ mod tests {
         assert!(!is_sql_prepare(b"prepared"));
         assert!(!is_sql_prepare(b"PREPARE TRANSACTION 'x'"));
         assert!(!is_sql_prepare(b"/* unterminated"));
+    }
+
+    #[test]
+    fn startup_options() {
+        let parsed = parse_options("-c TimeZone=Asia/Tokyo --search-path=a,b -cstatement_timeout=5s").unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("TimeZone".to_string(), "Asia/Tokyo".to_string()),
+                ("search_path".to_string(), "a,b".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+            ]
+        );
+        assert_eq!(parse_options(r"-c application_name=a\ b").unwrap()[0].1, "a b");
+        assert!(parse_options("-x").is_err());
+        assert!(parse_options("-c").is_err());
     }
 
     #[test]
