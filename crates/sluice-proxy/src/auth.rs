@@ -22,10 +22,10 @@ use sha2::Sha256;
 /// An `auth_file` line that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFileError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
     Invalid {
@@ -91,9 +91,9 @@ pub struct AuthFile {
 
 impl AuthFile {
     pub fn load(path: &Path) -> Result<AuthFile, AuthFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| AuthFileError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         AuthFile::parse(path, &text)
     }

@@ -371,7 +371,12 @@ fn parse_options(options: &str) -> Result<Vec<(String, String)>, ClientError> {
     if !word.is_empty() {
         words.push(word);
     }
-    let bad = || fatal("22023", format!("unsupported startup options {options:?}: only -c name=value is"));
+    let bad = || {
+        fatal(
+            "22023",
+            format!("unsupported startup options {options:?}: only -c name=value is"),
+        )
+    };
     let mut settings = Vec::new();
     let mut words = words.into_iter();
     while let Some(word) = words.next() {
@@ -511,7 +516,7 @@ impl Session {
                         self.scan()?;
                         continue;
                     }
-                    if self.answer_sql_prepare().await? {
+                    if self.answer_sql_prepare().await? || self.defer_parse().await? {
                         continue;
                     }
                     match self.checkout().await {
@@ -605,6 +610,60 @@ impl Session {
         );
         protocol::ready_for_query(&mut out, b'I');
         self.stream.write_all(&out).await?;
+        self.consume(len);
+        Ok(true)
+    }
+
+    /// A request of only named Parse messages and a Sync (what libpq's
+    /// `PQprepare` sends) is answered by the gateway: the statements are
+    /// registered and prepared on a server at their first Bind or Describe.
+    /// This saves a round trip, and it keeps a client that prepares
+    /// synchronously (pgbench -M prepared) from waiting for a server
+    /// connection held by its own thread's other clients.
+    async fn defer_parse(&mut self) -> Result<bool, ClientError> {
+        if !self.rename_statements || !self.has_extended || self.request_end != self.scanned {
+            return Ok(false);
+        }
+        let mut parses = Vec::new();
+        let mut offset = 0;
+        while offset < self.scanned {
+            let msg = &self.rbuf[offset..self.scanned];
+            let total = i32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize + 1;
+            match protocol::decode_frontend(&msg[..total])? {
+                Frontend::Parse { name, .. } if !name.is_empty() => {
+                    parses.push(offset..offset + total)
+                }
+                Frontend::Sync if offset + total == self.scanned => {}
+                _ => return Ok(false),
+            }
+            offset += total;
+        }
+        if parses.is_empty() {
+            return Ok(false);
+        }
+        let mut out = BytesMut::with_capacity(5 * parses.len() + 6);
+        for range in parses {
+            if let Frontend::Parse {
+                name,
+                query,
+                param_types,
+            } = protocol::decode_frontend(&self.rbuf[range])?
+            {
+                let id = self.shared.next_statement_id();
+                self.statements.insert(
+                    name.into(),
+                    Statement {
+                        id,
+                        query: query.into(),
+                        param_types: param_types.into(),
+                    },
+                );
+            }
+            out.extend_from_slice(&[b'1', 0, 0, 0, 4]);
+        }
+        protocol::ready_for_query(&mut out, b'I');
+        self.stream.write_all(&out).await?;
+        let len = self.scanned;
         self.consume(len);
         Ok(true)
     }
@@ -1004,7 +1063,9 @@ mod tests {
 
     #[test]
     fn startup_options() {
-        let parsed = parse_options("-c TimeZone=Asia/Tokyo --search-path=a,b -cstatement_timeout=5s").unwrap();
+        let parsed =
+            parse_options("-c TimeZone=Asia/Tokyo --search-path=a,b -cstatement_timeout=5s")
+                .unwrap();
         assert_eq!(
             parsed,
             vec![
@@ -1013,7 +1074,10 @@ mod tests {
                 ("statement_timeout".to_string(), "5s".to_string()),
             ]
         );
-        assert_eq!(parse_options(r"-c application_name=a\ b").unwrap()[0].1, "a b");
+        assert_eq!(
+            parse_options(r"-c application_name=a\ b").unwrap()[0].1,
+            "a b"
+        );
         assert!(parse_options("-x").is_err());
         assert!(parse_options("-c").is_err());
     }

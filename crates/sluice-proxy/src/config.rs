@@ -24,10 +24,10 @@ use crate::auth::{AuthFile, AuthFileError};
 /// A configuration that cannot be used, with the place that is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
     Invalid {
@@ -237,9 +237,9 @@ pub struct PoolSettings {
 impl Config {
     /// Reads and validates `path`, and the `auth_file` it names (relative to it).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Config::parse(path, &text)
     }

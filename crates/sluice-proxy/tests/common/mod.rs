@@ -65,7 +65,7 @@ pub fn create_role(cluster: &Cluster, name: &str) {
         .expect("create role");
 }
 
-pub const USERLIST: &str = "\"app\" \"app\"\n\"md5user\" \"md5pass\"\n\"trustuser\" \"\"\n\"background\" \"background\"\n\"postgres\" \"postgres\"\n";
+pub const USERLIST: &str = "\"app\" \"app\"\n\"md5user\" \"md5pass\"\n\"trustuser\" \"trustpw\"\n\"background\" \"background\"\n\"postgres\" \"postgres\"\n";
 
 /// A gateway running on its own runtime; stopped on drop.
 pub struct TestGateway {
@@ -85,8 +85,13 @@ impl TestGateway {
             userlist.push_str(&format!("\"{user}\" \"{user}\"\n"));
         }
         std::fs::write(dir.path().join("userlist.txt"), userlist).unwrap();
+        let auth = if proxy.contains("auth_type") {
+            ""
+        } else {
+            "auth_type = \"scram-sha-256\"\n"
+        };
         let text = format!(
-            "[proxy]\nlisten_addr = \"127.0.0.1\"\nlisten_port = 0\nauth_type = \"scram-sha-256\"\n\
+            "[proxy]\nlisten_addr = \"127.0.0.1\"\nlisten_port = 0\n{auth}\
              auth_file = \"userlist.txt\"\n{proxy}\n\n[databases.app]\nhost = \"127.0.0.1\"\nport = {}\n{extra}\n",
             cluster.primary().port()
         );
@@ -111,7 +116,7 @@ impl TestGateway {
 
     pub fn conninfo(&self, user: &str, password: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user={user} password={password} dbname=app connect_timeout=10",
+            "host=127.0.0.1 port={} user={user} password='{password}' dbname=app connect_timeout=10",
             self.port
         )
     }
@@ -124,7 +129,7 @@ impl TestGateway {
     pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> (bool, String, String) {
         let out = run_bounded(
             Command::new(Cluster::bin("psql"))
-                .args(["-AtX", "-v", "ON_ERROR_STOP=1"])
+                .args(["-qAtX", "-v", "ON_ERROR_STOP=1"])
                 .arg(self.conninfo(user, password))
                 .arg("-c")
                 .arg(sql),
@@ -148,16 +153,16 @@ impl TestGateway {
 impl Drop for TestGateway {
     fn drop(&mut self) {
         if let Some(gateway) = self.gateway.take() {
-            let _ = self
-                .runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(10), gateway.shutdown()).await });
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), gateway.shutdown()).await
+            });
         }
     }
 }
 
 /// Runs a command with a hard time limit (60 s) so no test can hang.
 pub fn run_bounded(command: &mut Command) -> Output {
-    let mut child = command
+    let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
