@@ -909,6 +909,13 @@ impl Session {
             if !complete {
                 break;
             }
+            if tag == b'Z' && total != 6 {
+                srv.broken = true;
+                return Err(ClientError::ServerLost(BackendError::Protocol {
+                    addr: srv.target.addr(),
+                    message: format!("ReadyForQuery of length {len}"),
+                }));
+            }
             let mut drop_message = false;
             match tag {
                 b'Z' => {

@@ -587,4 +587,43 @@ mod tests {
         assert_eq!(kinds.len(), 4);
         assert!(rest.is_empty());
     }
+
+    /// A cheap, deterministic stand-in for the cargo-fuzz target (which needs
+    /// nightly): random and mutated-valid inputs must never panic.
+    #[test]
+    fn decoders_never_panic_on_random_input() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut valid = BytesMut::new();
+        startup_message(&mut valid, &[("user", "u"), ("database", "d")]);
+        parse(&mut valid, b"s", b"select $1", &[0, 1, 0, 0, 0, 23]);
+        bind(&mut valid, b"", b"s", &[0, 0, 0, 1, 0, 0, 0, 1, b'7', 0, 0]);
+        describe_or_close(&mut valid, b'D', b'P', b"");
+        sync(&mut valid);
+        for round in 0..20_000 {
+            let mut input: Vec<u8> = if round % 2 == 0 {
+                let mut v = valid.to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let at = (next() as usize) % v.len();
+                    v[at] = next() as u8;
+                }
+                v.truncate((next() as usize) % (v.len() + 1));
+                v
+            } else {
+                (0..next() % 64).map(|_| next() as u8).collect()
+            };
+            let _ = decode_startup(&input);
+            let mut rest = &input[..];
+            while let Ok(Some((_, used))) = decode_frontend_message(rest, 1 << 16) {
+                rest = &rest[used..];
+            }
+            let _ = decode_error_fields(&input);
+            input.clear();
+        }
+    }
 }
