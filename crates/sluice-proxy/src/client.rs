@@ -87,22 +87,22 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
         Ok(Ok(Some(session))) => session,
         Ok(Ok(None)) => return, // SSL refused then closed, or a cancel request
         Ok(Err(error)) => {
-            report_fatal(&mut stream, &error).await;
+            Box::pin(report_fatal(&mut stream, &error)).await;
             return;
         }
         Err(_) => {
             let error = fatal("08P01", "client_login_timeout: login took too long");
-            report_fatal(&mut stream, &error).await;
+            Box::pin(report_fatal(&mut stream, &error)).await;
             return;
         }
     };
-    let mut session = Session::new(stream, shared, session);
+    let mut session = Box::new(Session::new(stream, shared, session));
     session.pool.stats.clients.fetch_add(1, Relaxed);
     let result = session.run().await;
     session.pool.stats.clients.fetch_sub(1, Relaxed);
     if let Err(error) = result {
         tracing::debug!(pool = ?session.pool.key, %error, "client session ended");
-        report_fatal(&mut session.stream, &error).await;
+        Box::pin(report_fatal(&mut session.stream, &error)).await;
     }
 }
 
@@ -216,6 +216,7 @@ async fn login(
             set_param(&mut params, name, value);
         }
     }
+    let params = pool.intern(params);
     if params != defaults {
         // Apply them once now so a bad value fails the login, as in PostgreSQL.
         let mut checkout = pool.checkout().await.map_err(login_error)?;
@@ -516,15 +517,26 @@ impl Session {
                         self.scan()?;
                         continue;
                     }
-                    if self.answer_sql_prepare().await? || self.defer_parse().await? {
+                    let answered = Box::pin(self.answer_sql_prepare()).await?;
+                    if answered {
                         continue;
                     }
-                    match self.checkout().await {
+                    let answered = Box::pin(self.defer_parse()).await?;
+                    if answered {
+                        continue;
+                    }
+                    // Boxed (here and below): a rarely taken path must not
+                    // grow every idle client's task.
+                    let checkout = Box::pin(self.checkout()).await;
+                    match checkout {
                         Ok(checkout) => server = Some(checkout),
-                        Err(error) => self.refuse_request(error).await?,
+                        Err(error) => Box::pin(self.refuse_request(error)).await?,
                     }
                 }
-                Some(srv) => match self.exchange(srv).await {
+                Some(srv) => match {
+                    let step = Box::pin(self.exchange(srv)).await;
+                    step
+                } {
                     Ok(Step::Release) => {
                         self.cancel.slot.set(None);
                         self.pool.stats.xact_count.fetch_add(1, Relaxed);
@@ -778,7 +790,7 @@ impl Session {
     /// evicted to stay within max_prepared_statements.
     fn rewrite_into(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
         let limit = self.shared.config.proxy.max_prepared_statements as usize;
-        let mut name = Vec::with_capacity(24);
+        let mut name = Vec::new();
         let mut offset = 0;
         while offset < self.scanned {
             let msg = &self.rbuf[offset..];

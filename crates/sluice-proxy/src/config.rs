@@ -148,6 +148,10 @@ pub struct ProxySettings {
     pub max_prepared_statements: u32,
     /// Largest protocol message accepted from a client, in bytes.
     pub max_packet_size: Spanned<u32>,
+    /// Threads serving clients (sluice's own setting). 1, the default, runs
+    /// like pgbouncer on one thread, which costs the least CPU per
+    /// transaction; 0 uses one thread per CPU core.
+    pub worker_threads: u32,
 }
 
 impl Default for ProxySettings {
@@ -170,6 +174,7 @@ impl Default for ProxySettings {
             server_reset_query: "DISCARD ALL".into(),
             max_prepared_statements: 200,
             max_packet_size: Spanned::new(0..0, 256 * 1024 * 1024),
+            worker_threads: 1,
         }
     }
 }
@@ -400,6 +405,7 @@ impl fmt::Display for Config {
         writeln!(f, "server_reset_query = {:?}", p.server_reset_query)?;
         writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;
         writeln!(f, "max_packet_size = {}", p.max_packet_size.get_ref())?;
+        writeln!(f, "worker_threads = {}", p.worker_threads)?;
         for (name, db) in &self.databases {
             let s = self.pool_settings(name, "").expect("configured database");
             writeln!(f, "\n[databases.{name}]")?;

@@ -84,7 +84,7 @@ pub struct PoolSnapshot {
 
 enum Handoff {
     /// A ready connection.
-    Conn(ServerConn),
+    Conn(Box<ServerConn>),
     /// A slot: the receiver may open a new connection (already counted in `open`).
     Permit,
 }
@@ -97,7 +97,7 @@ struct Waiter {
 #[derive(Default)]
 struct State {
     /// Idle connections, least recently used at the front.
-    idle: VecDeque<ServerConn>,
+    idle: VecDeque<Box<ServerConn>>,
     /// Connections open, in use or being opened.
     open: u32,
     waiters: VecDeque<Waiter>,
@@ -128,6 +128,9 @@ pub struct Pool {
     state: Mutex<State>,
     /// The parameters a fresh server connection reports (learned on first connect).
     defaults: Mutex<Option<Params>>,
+    /// Distinct client parameter sets, shared so that "same parameters as
+    /// this server already has" is a pointer comparison.
+    interned: Mutex<Vec<Params>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -163,6 +166,7 @@ impl Pool {
             stats: PoolStats::default(),
             state: Mutex::new(State::default()),
             defaults: Mutex::new(None),
+            interned: Mutex::new(Vec::new()),
         }
     }
 
@@ -187,6 +191,19 @@ impl Pool {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Returns a shared copy of `params` (the same `Arc` for equal sets).
+    pub fn intern(&self, params: Params) -> Params {
+        const MAX_INTERNED: usize = 256;
+        let mut interned = self.interned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = interned.iter().find(|p| **p == params) {
+            return existing.clone();
+        }
+        if interned.len() < MAX_INTERNED {
+            interned.push(params.clone());
+        }
+        params
     }
 
     fn learn_defaults(&self, conn: &ServerConn) {
@@ -219,7 +236,7 @@ impl Pool {
     ) -> Result<Checkout, PoolError> {
         loop {
             enum Next {
-                Reuse(ServerConn),
+                Reuse(Box<ServerConn>),
                 Connect,
                 Wait(u64, oneshot::Receiver<Handoff>),
             }
@@ -262,7 +279,7 @@ impl Pool {
 
     /// Takes a connection from the pool if it is still alive; otherwise closes
     /// it (freeing its slot) and returns `None`.
-    fn accept_handoff(self: &Arc<Self>, mut conn: ServerConn) -> Option<Checkout> {
+    fn accept_handoff(self: &Arc<Self>, mut conn: Box<ServerConn>) -> Option<Checkout> {
         if conn.usable() {
             Some(Checkout {
                 conn: Some(conn),
@@ -336,7 +353,7 @@ impl Pool {
                 self.learn_defaults(&conn);
                 tracing::debug!(pool = ?self.key, pid = conn.pid, "server connection opened");
                 Ok(Checkout {
-                    conn: Some(conn),
+                    conn: Some(Box::new(conn)),
                     pool: self.clone(),
                 })
             }
@@ -361,7 +378,7 @@ impl Pool {
     }
 
     /// A clean connection comes back: to the longest waiter, or to the idle list.
-    fn checkin(&self, mut conn: ServerConn) {
+    fn checkin(&self, mut conn: Box<ServerConn>) {
         let mut st = self.lock();
         while let Some(waiter) = st.waiters.pop_front() {
             match waiter.tx.send(Handoff::Conn(conn)) {
@@ -376,7 +393,7 @@ impl Pool {
 
     /// Closes connections idle longer than server_idle_timeout (keeping
     /// min_pool_size open) and says how many new ones min_pool_size wants.
-    fn reap(&self, now: Instant) -> (Vec<ServerConn>, u32) {
+    fn reap(&self, now: Instant) -> (Vec<Box<ServerConn>>, u32) {
         let mut st = self.lock();
         let mut closed = Vec::new();
         let timeout = self.limits.server_idle_timeout;
@@ -416,7 +433,8 @@ impl Pool {
 /// connection: directly if clean, after ROLLBACK / the reset query (in a
 /// background task) if not, or closes it if it cannot be made clean.
 pub struct Checkout {
-    conn: Option<ServerConn>,
+    /// Boxed: server connections are few, client tasks many and small.
+    conn: Option<Box<ServerConn>>,
     pool: Arc<Pool>,
 }
 

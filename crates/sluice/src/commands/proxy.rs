@@ -32,7 +32,16 @@ pub fn run(args: ProxyArgs) -> CmdResult {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = match config.proxy.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Runtime::new()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n as usize)
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(sluice_proxy::server::run_until_ctrl_c(Arc::new(config)))?;
     Ok(ExitCode::SUCCESS)
 }
