@@ -504,7 +504,7 @@ impl ServerConn {
     }
 
     /// Says goodbye without waiting (used when closing idle connections).
-    pub fn terminate(self: Box<Self>) {
+    pub fn terminate(self) {
         let _ = self.stream.try_write(&[b'X', 0, 0, 0, 4]);
     }
 }

@@ -533,27 +533,27 @@ impl Session {
                         Err(error) => Box::pin(self.refuse_request(error)).await?,
                     }
                 }
-                Some(srv) => match {
+                Some(srv) => {
                     let step = Box::pin(self.exchange(srv)).await;
-                    step
-                } {
-                    Ok(Step::Release) => {
-                        self.cancel.slot.set(None);
-                        self.pool.stats.xact_count.fetch_add(1, Relaxed);
-                        server = None;
-                    }
-                    Ok(Step::ClientGone) => {
-                        self.cancel.slot.set(None);
-                        return Ok(());
-                    }
-                    Err(error) => {
-                        self.cancel.slot.set(None);
-                        if let ClientError::ServerLost(_) = &error {
-                            srv.broken = true;
+                    match step {
+                        Ok(Step::Release) => {
+                            self.cancel.slot.set(None);
+                            self.pool.stats.xact_count.fetch_add(1, Relaxed);
+                            server = None;
                         }
-                        return Err(error);
+                        Ok(Step::ClientGone) => {
+                            self.cancel.slot.set(None);
+                            return Ok(());
+                        }
+                        Err(error) => {
+                            self.cancel.slot.set(None);
+                            if let ClientError::ServerLost(_) = &error {
+                                srv.broken = true;
+                            }
+                            return Err(error);
+                        }
                     }
-                },
+                }
             }
         }
     }
@@ -689,6 +689,10 @@ impl Session {
         }
     }
 
+    /// Gets a server connection for the pending request and makes it look
+    /// like this client's own. This is the seam for routing: a router that
+    /// picks a host (primary or replica) per request, and per-host pools,
+    /// replace the single `self.pool.checkout()` here.
     async fn checkout(&mut self) -> Result<Checkout, PoolError> {
         let mut checkout = self.pool.checkout().await?;
         if let Err(e) = sync_params(&self.params, &mut checkout).await {

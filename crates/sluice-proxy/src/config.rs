@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn fractional_and_integer_seconds() {
-        let text = format!("{MINIMAL}");
+        let text = MINIMAL.to_string();
         let text = text.replace(
             "[proxy]\n",
             "[proxy]\nreserve_pool_timeout = 0.25\nserver_idle_timeout = 30\n",

@@ -393,7 +393,7 @@ impl Pool {
 
     /// Closes connections idle longer than server_idle_timeout (keeping
     /// min_pool_size open) and says how many new ones min_pool_size wants.
-    fn reap(&self, now: Instant) -> (Vec<Box<ServerConn>>, u32) {
+    fn reap(&self, now: Instant) -> (Vec<ServerConn>, u32) {
         let mut st = self.lock();
         let mut closed = Vec::new();
         let timeout = self.limits.server_idle_timeout;
@@ -401,7 +401,7 @@ impl Pool {
             while st.open > self.limits.min_pool_size {
                 match st.idle.front() {
                     Some(conn) if now.duration_since(conn.last_used) >= timeout => {
-                        closed.push(st.idle.pop_front().expect("front exists"));
+                        closed.push(*st.idle.pop_front().expect("front exists"));
                         st.open -= 1;
                     }
                     _ => break,

@@ -103,6 +103,7 @@ pub async fn run_until_ctrl_c(config: Arc<Config>) -> io::Result<()> {
                 ),
             )
         })?;
+    raise_fd_limit(&config);
     tracing::info!(addr = %listener.local_addr()?, config = %config.path.display(), "sluice proxy listening");
     let shared = Arc::new(Shared::new(config));
     serve(listener, shared, async {
@@ -115,6 +116,34 @@ pub async fn run_until_ctrl_c(config: Arc<Config>) -> io::Result<()> {
         tracing::info!("shutting down");
     })
     .await
+}
+
+/// Raises the open-file soft limit towards the hard limit so that
+/// `max_client_conn` clients (plus server connections) fit, and warns if
+/// they still cannot.
+fn raise_fd_limit(config: &Config) {
+    let wanted = u64::from(config.proxy.max_client_conn) + 1024;
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if (limit.rlim_cur as u64) < wanted {
+            limit.rlim_cur = limit.rlim_max.min(wanted as libc::rlim_t);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        if (limit.rlim_cur as u64) < wanted {
+            tracing::warn!(
+                open_files = limit.rlim_cur as u64,
+                max_client_conn = config.proxy.max_client_conn,
+                "the open-file limit is below max_client_conn; raise `ulimit -n`"
+            );
+        }
+    }
 }
 
 /// Accepts clients until `shutdown` completes, then ends every session.

@@ -102,7 +102,7 @@ fn thousand_clients_share_ten_server_connections() {
     assert_eq!(ok, 1000, "every client's transactions succeed");
     let peak = peak.load(Ordering::SeqCst);
     assert!(
-        peak >= 1 && peak <= 10,
+        (1..=10).contains(&peak),
         "server saw {peak} connections for 1,000 clients"
     );
     let stats = gw.pool_stats("many");
