@@ -458,8 +458,8 @@ struct Session {
     scanned: usize,
     /// `rbuf[..request_end]` ends with a request boundary (Query, Sync, ...).
     request_end: usize,
-    /// The pending messages include extended-protocol ones that may need renaming.
-    has_extended: bool,
+    /// The pending messages name a prepared statement (they may need renaming).
+    has_named: bool,
     /// The client sent Terminate.
     terminating: bool,
     /// The server parameters this client wants.
@@ -487,7 +487,7 @@ impl Session {
             rbuf: BytesMut::new(),
             scanned: 0,
             request_end: 0,
-            has_extended: false,
+            has_named: false,
             terminating: false,
             params: login.params,
             statements: HashMap::new(),
@@ -586,13 +586,17 @@ impl Session {
                     self.scanned += len;
                     self.request_end = self.scanned;
                 }
-                Frontend::Parse { .. }
-                | Frontend::Bind { .. }
-                | Frontend::Describe { .. }
-                | Frontend::Close { .. } => {
-                    self.has_extended = true;
+                Frontend::Parse { name, .. }
+                | Frontend::Bind {
+                    statement: name, ..
+                }
+                | Frontend::Describe { kind: b'S', name }
+                | Frontend::Close { kind: b'S', name } => {
+                    // Only named statements need renaming.
+                    self.has_named |= !name.is_empty();
                     self.scanned += len;
                 }
+                Frontend::Describe { .. } | Frontend::Close { .. } => self.scanned += len,
                 Frontend::Execute { .. } => self.scanned += len,
             }
         }
@@ -633,7 +637,7 @@ impl Session {
     /// synchronously (pgbench -M prepared) from waiting for a server
     /// connection held by its own thread's other clients.
     async fn defer_parse(&mut self) -> Result<bool, ClientError> {
-        if !self.rename_statements || !self.has_extended || self.request_end != self.scanned {
+        if !self.rename_statements || !self.has_named || self.request_end != self.scanned {
             return Ok(false);
         }
         let mut parses = Vec::new();
@@ -685,7 +689,7 @@ impl Session {
         self.scanned -= len;
         self.request_end = self.request_end.saturating_sub(len);
         if self.scanned == 0 {
-            self.has_extended = false;
+            self.has_named = false;
         }
     }
 
@@ -762,7 +766,7 @@ impl Session {
         let len = self.scanned;
         let stats = &self.pool.stats;
         stats.bytes_received.fetch_add(len as u64, Relaxed);
-        if self.rename_statements && self.has_extended {
+        if self.rename_statements && self.has_named {
             self.rewrite_into(srv)?;
             let result = srv.flush_wbuf().await;
             result.map_err(ClientError::ServerLost)?;
@@ -770,6 +774,20 @@ impl Session {
             let mut rest = &self.rbuf[..len];
             while rest.len() >= 5 {
                 let total = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize + 1;
+                if self.rename_statements {
+                    // Unnamed Parse/Close still answer in order with the
+                    // gateway's own: keep the queues complete.
+                    let batch = srv.outstanding.batches_sent;
+                    if rest[0] == b'P' {
+                        srv.outstanding.parses.push_back(PendingParse {
+                            id: None,
+                            injected: false,
+                            batch,
+                        });
+                    } else if rest[0] == b'C' {
+                        srv.outstanding.closes.push_back((false, batch));
+                    }
+                }
                 note_sent(srv, rest[0]);
                 if rest[0] == b'Q' || rest[0] == b'S' {
                     stats.query_count.fetch_add(1, Relaxed);
