@@ -395,3 +395,52 @@ fn startup_parameters_follow_the_client_across_server_connections() {
         assert_eq!(show(&alpha).await, "gamma Asia/Tokyo 12345ms");
     });
 }
+
+#[test]
+fn prepared_statement_errors_leave_the_mapping_consistent() {
+    let cluster = cluster();
+    common::create_role(&cluster, "prep_err");
+    let gw = TestGateway::start(
+        &cluster,
+        "pool_mode = \"transaction\"\ndefault_pool_size = 2",
+        "",
+        &["prep_err"],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let (client, connection) = tokio_postgres::connect(
+                &gw.conninfo("prep_err", "prep_err"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(connection);
+            clients.push(client);
+        }
+        let divide = clients[0].prepare("SELECT 10 / $1::int").await.unwrap();
+        let echo = clients[1].prepare("SELECT $1::int").await.unwrap();
+        // A syntax error is reported at prepare time, as by PostgreSQL.
+        assert!(clients[2].prepare("SELEC 1").await.is_err());
+        for round in 0..5 {
+            let err = clients[0]
+                .query_one(&divide, &[&0i32])
+                .await
+                .expect_err("division by zero");
+            assert_eq!(err.code().map(|c| c.code()), Some("22012"), "{err:?}");
+            let row = clients[0].query_one(&divide, &[&2i32]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), 5);
+            let row = clients[1].query_one(&echo, &[&round]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), round);
+            // Keep a server busy so the statements move between connections.
+            clients[2].batch_execute("BEGIN").await.unwrap();
+            let row = clients[0].query_one(&divide, &[&5i32]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), 2);
+            clients[2].batch_execute("COMMIT").await.unwrap();
+        }
+    });
+}
