@@ -1,10 +1,13 @@
 //! `sluice proxy`: the PostgreSQL gateway over `sluice_proxy`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
+use sluice_proxy::config::Config;
 
-use super::CmdResult;
+use super::{CliError, CmdResult};
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -16,6 +19,29 @@ pub struct ProxyArgs {
     pub check: bool,
 }
 
-pub fn run(_args: ProxyArgs) -> CmdResult {
-    Err(anyhow::anyhow!("`sluice proxy` is not implemented yet").into())
+pub fn run(args: ProxyArgs) -> CmdResult {
+    let config = Config::load(&args.config).map_err(CliError::config)?;
+    if args.check {
+        print!("{config}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match config.proxy.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Runtime::new()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n as usize)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(sluice_proxy::server::run_until_ctrl_c(Arc::new(config)))?;
+    Ok(ExitCode::SUCCESS)
 }

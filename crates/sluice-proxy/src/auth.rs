@@ -1,0 +1,410 @@
+//! Authentication: who may log in to the gateway, and how the gateway proves
+//! itself to servers.
+//!
+//! Towards clients the gateway is the SCRAM-SHA-256 / md5 *server*, checking
+//! against pgbouncer's `auth_file` (`"user" "secret"` lines, where the secret
+//! is a plain password, `md5<hex>` or a `SCRAM-SHA-256$...` secret). The
+//! server side of SCRAM is small enough to write here with `hmac`/`sha2`
+//! (RFC 5802 / RFC 7677); `postgres-protocol` supplies the *client* side that
+//! the gateway uses to log in to PostgreSQL (see `backend`), plus
+//! `scram_sha_256` to turn a plain password into a secret once at load time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use md5::{Digest, Md5};
+use rand::RngCore;
+use sha2::Sha256;
+
+/// An `auth_file` line that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("{path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// A parsed `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramSecret {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl std::fmt::Debug for ScramSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScramSecret(..)")
+    }
+}
+
+impl ScramSecret {
+    /// Parses PostgreSQL's stored form; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<ScramSecret> {
+        let rest = text.strip_prefix("SCRAM-SHA-256$")?;
+        let (params, keys) = rest.split_once('$')?;
+        let (iterations, salt) = params.split_once(':')?;
+        let (stored, server) = keys.split_once(':')?;
+        Some(ScramSecret {
+            iterations: iterations.parse().ok().filter(|&i| i > 0)?,
+            salt: BASE64.decode(salt).ok()?,
+            stored_key: BASE64.decode(stored).ok()?.try_into().ok()?,
+            server_key: BASE64.decode(server).ok()?.try_into().ok()?,
+        })
+    }
+
+    /// Derives a secret from a plain password (4096 iterations, random salt).
+    pub fn from_password(password: &str) -> ScramSecret {
+        let text = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        ScramSecret::parse(&text).expect("postgres-protocol produces valid secrets")
+    }
+}
+
+/// What the `auth_file` holds for one user.
+#[derive(Debug, Clone)]
+pub struct UserSecret {
+    /// The plain password, when the file has it (needed to log in to md5/SCRAM servers).
+    pub password: Option<String>,
+    /// `md5(password || user)` as hex, when known (from `md5...` or the password).
+    pub md5: Option<String>,
+    /// The SCRAM secret, when known (given, or derived from the password).
+    pub scram: Option<ScramSecret>,
+}
+
+/// The users of pgbouncer's `auth_file`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFile {
+    users: HashMap<String, UserSecret>,
+}
+
+impl AuthFile {
+    pub fn load(path: &Path) -> Result<AuthFile, AuthFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| AuthFileError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        AuthFile::parse(path, &text)
+    }
+
+    /// Parses pgbouncer's format: `"user" "secret"` per line, `""` escapes a
+    /// quote, lines starting with `;` or `#` and blank lines are ignored.
+    pub fn parse(path: &Path, text: &str) -> Result<AuthFile, AuthFileError> {
+        let mut users = HashMap::new();
+        for (index, line) in text.lines().enumerate() {
+            let invalid = |message: &str| AuthFileError::Invalid {
+                path: path.to_owned(),
+                line: index + 1,
+                message: message.to_string(),
+            };
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with(';') || trimmed.starts_with('#') {
+                continue;
+            }
+            let (user, rest) =
+                quoted(trimmed).ok_or_else(|| invalid("expected \"user\" \"password\""))?;
+            let (secret, rest) = quoted(rest.trim_start())
+                .ok_or_else(|| invalid("expected \"user\" \"password\" (password missing)"))?;
+            if !rest.trim().is_empty() && !rest.trim().starts_with('"') {
+                return Err(invalid("unexpected text after \"user\" \"password\""));
+            }
+            if user.is_empty() {
+                return Err(invalid("empty user name"));
+            }
+            let entry = if secret.starts_with("SCRAM-SHA-256$") {
+                let scram = ScramSecret::parse(&secret)
+                    .ok_or_else(|| invalid("malformed SCRAM-SHA-256 secret"))?;
+                UserSecret {
+                    password: None,
+                    md5: None,
+                    scram: Some(scram),
+                }
+            } else if secret.len() == 35
+                && secret.starts_with("md5")
+                && secret[3..].bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                UserSecret {
+                    password: None,
+                    md5: Some(secret[3..].to_ascii_lowercase()),
+                    scram: None,
+                }
+            } else {
+                UserSecret {
+                    md5: Some(md5_hex(&[secret.as_bytes(), user.as_bytes()])),
+                    scram: Some(ScramSecret::from_password(&secret)),
+                    password: Some(secret),
+                }
+            };
+            users.insert(user, entry);
+        }
+        Ok(AuthFile { users })
+    }
+
+    pub fn get(&self, user: &str) -> Option<&UserSecret> {
+        self.users.get(user)
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// Reads one `"..."` field (with `""` as an escaped quote) off the front of `s`.
+fn quoted(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices().peekable();
+    let mut out = String::new();
+    let body = &s[1..];
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            if let Some((_, '"')) = chars.peek() {
+                chars.next();
+                out.push('"');
+                continue;
+            }
+            return Some((out, &body[i + 1..]));
+        }
+        out.push(c);
+    }
+    None
+}
+
+pub fn md5_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Md5::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks an md5 PasswordMessage payload (`md5<hex>\0`) against the user's md5 hash.
+pub fn md5_verify(stored_md5_hex: &str, salt: [u8; 4], response: &[u8]) -> bool {
+    let expected = format!("md5{}", md5_hex(&[stored_md5_hex.as_bytes(), &salt]));
+    let response = response.strip_suffix(&[0]).unwrap_or(response);
+    constant_time_eq(expected.as_bytes(), response)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn hmac(key: &[u8], data: &[&[u8]]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in data {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Why a SCRAM exchange failed (the client only hears "password authentication failed").
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScramError {
+    #[error("malformed SCRAM message: {0}")]
+    Malformed(&'static str),
+    #[error("channel binding is not supported")]
+    ChannelBinding,
+    #[error("wrong password")]
+    WrongProof,
+}
+
+/// The server side of one SCRAM-SHA-256 exchange.
+pub struct ScramServer<'a> {
+    secret: &'a ScramSecret,
+    client_first_bare: String,
+    server_first: String,
+    nonce: String,
+}
+
+impl<'a> ScramServer<'a> {
+    /// Reads the client-first message (`n,,n=...,r=<nonce>`) and returns the
+    /// server-first message to send in `AuthenticationSASLContinue`.
+    pub fn start(
+        secret: &'a ScramSecret,
+        client_first: &[u8],
+    ) -> Result<(Self, String), ScramError> {
+        let text = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("utf-8"))?;
+        let bare = match text.as_bytes().first() {
+            Some(b'n') | Some(b'y') => {
+                // gs2 header: cbind flag, authzid, then the bare message
+                let mut parts = text.splitn(3, ',');
+                let (_flag, _authzid) = (parts.next(), parts.next());
+                parts.next().ok_or(ScramError::Malformed("client-first"))?
+            }
+            Some(b'p') => return Err(ScramError::ChannelBinding),
+            _ => return Err(ScramError::Malformed("gs2 header")),
+        };
+        let client_nonce = bare
+            .split(',')
+            .find_map(|attr| attr.strip_prefix("r="))
+            .filter(|n| !n.is_empty())
+            .ok_or(ScramError::Malformed("client nonce"))?;
+        let mut random = [0u8; 18];
+        rand::thread_rng().fill_bytes(&mut random);
+        let nonce = format!("{client_nonce}{}", BASE64.encode(random));
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            BASE64.encode(&secret.salt),
+            secret.iterations
+        );
+        Ok((
+            ScramServer {
+                secret,
+                client_first_bare: bare.to_string(),
+                server_first: server_first.clone(),
+                nonce,
+            },
+            server_first,
+        ))
+    }
+
+    /// Checks the client-final message (`c=...,r=...,p=<proof>`) and returns
+    /// the server-final message (`v=<signature>`) for `AuthenticationSASLFinal`.
+    pub fn finish(self, client_final: &[u8]) -> Result<String, ScramError> {
+        let text = std::str::from_utf8(client_final).map_err(|_| ScramError::Malformed("utf-8"))?;
+        let (without_proof, proof) = text
+            .rsplit_once(",p=")
+            .ok_or(ScramError::Malformed("client proof"))?;
+        let nonce = without_proof
+            .split(',')
+            .find_map(|attr| attr.strip_prefix("r="))
+            .ok_or(ScramError::Malformed("client-final nonce"))?;
+        if nonce != self.nonce {
+            return Err(ScramError::Malformed("nonce mismatch"));
+        }
+        let channel = without_proof
+            .split(',')
+            .find_map(|attr| attr.strip_prefix("c="))
+            .ok_or(ScramError::Malformed("channel binding attribute"))?;
+        if channel != "biws" && channel != "eSws" {
+            return Err(ScramError::ChannelBinding);
+        }
+        let proof: [u8; 32] = BASE64
+            .decode(proof)
+            .ok()
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ScramError::Malformed("proof encoding"))?;
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, self.server_first, without_proof
+        );
+        let client_signature = hmac(&self.secret.stored_key, &[auth_message.as_bytes()]);
+        let mut client_key = [0u8; 32];
+        for i in 0..32 {
+            client_key[i] = proof[i] ^ client_signature[i];
+        }
+        let stored: [u8; 32] = Sha256::digest(client_key).into();
+        if !constant_time_eq(&stored, &self.secret.stored_key) {
+            return Err(ScramError::WrongProof);
+        }
+        let server_signature = hmac(&self.secret.server_key, &[auth_message.as_bytes()]);
+        Ok(format!("v={}", BASE64.encode(server_signature)))
+    }
+}
+
+/// Splits a SASLInitialResponse body into mechanism and client-first data.
+pub fn decode_sasl_initial(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (mechanism, rest) = crate::protocol::cstr(body)?;
+    let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let data = &rest[4..];
+    if len < 0 || len as usize != data.len() {
+        return None;
+    }
+    Some((mechanism, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+
+    fn file(text: &str) -> Result<AuthFile, AuthFileError> {
+        AuthFile::parse(Path::new("userlist.txt"), text)
+    }
+
+    #[test]
+    fn parses_pgbouncer_userlist() {
+        let scram = postgres_protocol::password::scram_sha_256(b"s3cret");
+        let text = format!(
+            "; comment\n\"app\" \"app\"\n\"md5user\" \"md5{}\"\n\"scram\" \"{scram}\"\n\"q\"\"uote\" \"p\"\"w\"\n",
+            md5_hex(&[b"md5pass", b"md5user"])
+        );
+        let auth = file(&text).unwrap();
+        assert_eq!(auth.len(), 4);
+        assert_eq!(auth.get("app").unwrap().password.as_deref(), Some("app"));
+        assert!(auth.get("md5user").unwrap().scram.is_none());
+        assert!(auth.get("scram").unwrap().password.is_none());
+        assert_eq!(
+            auth.get("q\"uote").unwrap().password.as_deref(),
+            Some("p\"w")
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_their_line() {
+        let err = file("\"a\" \"b\"\nbob secret\n").unwrap_err().to_string();
+        assert_eq!(err, "userlist.txt:2: expected \"user\" \"password\"");
+        let err = file("\"a\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("userlist.txt:1: "), "{err}");
+        let err = file("\"a\" \"SCRAM-SHA-256$x\"\n").unwrap_err().to_string();
+        assert!(err.contains("malformed SCRAM"), "{err}");
+    }
+
+    /// Runs a full exchange between postgres-protocol's client and our server.
+    fn exchange(stored: &ScramSecret, password: &str) -> Result<(), ScramError> {
+        let mut client = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+        let (server, server_first) = ScramServer::start(stored, client.message())?;
+        client.update(server_first.as_bytes()).unwrap();
+        let server_final = server.finish(client.message())?;
+        client
+            .finish(server_final.as_bytes())
+            .expect("client accepts our server signature");
+        Ok(())
+    }
+
+    #[test]
+    fn scram_accepts_the_right_password_only() {
+        let secret = ScramSecret::from_password("app");
+        assert_eq!(exchange(&secret, "app"), Ok(()));
+        assert_eq!(exchange(&secret, "nope"), Err(ScramError::WrongProof));
+    }
+
+    #[test]
+    fn scram_rejects_garbage() {
+        let secret = ScramSecret::from_password("app");
+        assert!(ScramServer::start(&secret, b"garbage").is_err());
+        assert!(ScramServer::start(&secret, b"p=tls-server-end-point,,n=,r=x").is_err());
+        let (server, _) = ScramServer::start(&secret, b"n,,n=,r=abc").unwrap();
+        assert!(server.finish(b"c=biws,r=wrong,p=AAAA").is_err());
+    }
+
+    #[test]
+    fn md5_challenge() {
+        let stored = md5_hex(&[b"md5pass", b"md5user"]);
+        let salt = [1, 2, 3, 4];
+        let response = postgres_protocol::authentication::md5_hash(b"md5user", b"md5pass", salt);
+        assert!(md5_verify(
+            &stored,
+            salt,
+            format!("{response}\0").as_bytes()
+        ));
+        assert!(!md5_verify(&stored, [4, 3, 2, 1], response.as_bytes()));
+    }
+}

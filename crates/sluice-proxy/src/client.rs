@@ -1,0 +1,1131 @@
+//! One client connection: startup, authentication, then the request loop.
+//!
+//! The loop follows pgbouncer's `client.c` and the pgdog lessons:
+//! 1. read client bytes into one buffer (freed while the client is idle, so an
+//!    idle client costs only its socket and a few small fields);
+//! 2. once a whole request is there (up to `Query`, `Sync`, `Flush` or
+//!    `FunctionCall`), check a server connection out of the pool;
+//! 3. bring that server's parameters in line with the client's
+//!    (`application_name`, `TimeZone`, ... follow the client);
+//! 4. send the request with one write, renaming prepared statements per
+//!    server connection in transaction mode (re-preparing on demand);
+//! 5. relay the server's answer without decoding bodies — only message
+//!    headers are read, plus the few messages the gateway must see
+//!    (`ReadyForQuery`, `ParameterStatus`, `ParseComplete`/`CloseComplete`
+//!    for statements it injected, COPY starts);
+//! 6. at `ReadyForQuery` with the server idle, return the server to the pool
+//!    (transaction mode), or keep it (session mode, and inside transactions).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::auth::{decode_sasl_initial, md5_verify, ScramServer};
+use crate::backend::{
+    param, set_param, statement_name, BackendError, Params, PendingParse, ServerConn,
+};
+use crate::cancel::CancelKey;
+use crate::config::{AuthType, PoolMode};
+use crate::pool::{Checkout, Pool, PoolError};
+use crate::protocol::{self, Frontend, ProtocolError, Startup};
+use crate::server::Shared;
+
+/// Why a client session ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("client sent an invalid message: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("client connection: {0}")]
+    Io(#[from] io::Error),
+    #[error("{message}")]
+    Fatal { code: &'static str, message: String },
+    #[error("server connection lost: {0}")]
+    ServerLost(BackendError),
+}
+
+fn fatal(code: &'static str, message: impl Into<String>) -> ClientError {
+    ClientError::Fatal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Server parameters a client can never set (so never SET for it).
+const READ_ONLY_PARAMS: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "session_authorization",
+    "in_hot_standby",
+    "scram_iterations",
+];
+
+/// Startup parameters that are not server settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
+
+/// A statement a client prepared under its own name, as the gateway knows it.
+struct Statement {
+    /// Gateway-wide id; the server-side name is `sluice_<id>`.
+    id: u64,
+    query: Box<[u8]>,
+    param_types: Box<[u8]>,
+}
+
+/// Serves one accepted client until it leaves.
+pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let timeout = shared.config.proxy.client_login_timeout.0;
+    // Boxed so the login's larger state does not stay in every idle client's task.
+    let login = Box::pin(tokio::time::timeout(timeout, login(&mut stream, &shared))).await;
+    let session = match login {
+        Ok(Ok(Some(session))) => session,
+        Ok(Ok(None)) => return, // SSL refused then closed, or a cancel request
+        Ok(Err(error)) => {
+            Box::pin(report_fatal(&mut stream, &error)).await;
+            return;
+        }
+        Err(_) => {
+            let error = fatal("08P01", "client_login_timeout: login took too long");
+            Box::pin(report_fatal(&mut stream, &error)).await;
+            return;
+        }
+    };
+    let mut session = Box::new(Session::new(stream, shared, session));
+    session.pool.stats.clients.fetch_add(1, Relaxed);
+    let result = session.run().await;
+    session.pool.stats.clients.fetch_sub(1, Relaxed);
+    if let Err(error) = result {
+        tracing::debug!(pool = ?session.pool.key, %error, "client session ended");
+        Box::pin(report_fatal(&mut session.stream, &error)).await;
+    }
+}
+
+/// Sends a FATAL ErrorResponse where the client can still hear it.
+async fn report_fatal(stream: &mut TcpStream, error: &ClientError) {
+    let (code, message) = match error {
+        ClientError::Io(_) => return,
+        ClientError::Fatal { code, message } => (*code, message.clone()),
+        ClientError::Protocol(e) => ("08P01", e.to_string()),
+        ClientError::ServerLost(e) => ("08006", format!("server connection lost: {e}")),
+    };
+    let mut buf = BytesMut::new();
+    protocol::error_response(&mut buf, "FATAL", code, &message);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&buf)).await;
+}
+
+/// What login established.
+struct LoggedIn {
+    pool: Arc<Pool>,
+    params: Params,
+    cancel: CancelKey,
+}
+
+/// Reads one whole message during login.
+async fn read_login_message(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<(u8, BytesMut), ClientError> {
+    loop {
+        if let Some(len) = protocol::frame_len(buf, protocol::MAX_STARTUP_PACKET)? {
+            let mut msg = buf.split_to(len);
+            let tag = msg[0];
+            msg.advance(5);
+            return Ok((tag, msg));
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+}
+
+async fn login(
+    stream: &mut TcpStream,
+    shared: &Arc<Shared>,
+) -> Result<Option<LoggedIn>, ClientError> {
+    let config = &shared.config;
+    let mut buf = BytesMut::with_capacity(512);
+    let startup = loop {
+        match protocol::decode_startup(&buf)? {
+            None => {
+                if stream.read_buf(&mut buf).await? == 0 {
+                    return Ok(None);
+                }
+            }
+            Some((startup, used)) => {
+                buf.advance(used);
+                match startup {
+                    Startup::SslRequest | Startup::GssEncRequest => stream.write_all(b"N").await?,
+                    Startup::Cancel { pid, secret } => {
+                        shared.cancels.cancel(pid, secret).await;
+                        return Ok(None);
+                    }
+                    Startup::Params(params) => break params,
+                }
+            }
+        }
+    };
+    let get = |name: &str| {
+        startup
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let user = get("user").ok_or_else(|| {
+        fatal(
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        )
+    })?;
+    let database = get("database").filter(|d| !d.is_empty()).unwrap_or(user);
+    if get("replication").is_some_and(|r| r != "false" && r != "off" && r != "0") {
+        return Err(fatal(
+            "08P01",
+            "replication connections are not supported by sluice",
+        ));
+    }
+    let pool = shared
+        .pools
+        .get(config, database, user)
+        .ok_or_else(|| fatal("3D000", format!("no such database: {database}")))?;
+
+    authenticate(stream, &mut buf, shared, user).await?;
+
+    // The server parameters clients see come from a real server connection.
+    let defaults = match pool.defaults() {
+        Some(defaults) => defaults,
+        None => {
+            let checkout = pool.checkout().await.map_err(login_error)?;
+            let params = checkout.params.clone();
+            drop(checkout);
+            params
+        }
+    };
+    let mut params = defaults.clone();
+    for (name, value) in &startup {
+        if name == "options" {
+            for (name, value) in parse_options(value)? {
+                set_param(&mut params, &name, &value);
+            }
+        } else if !NOT_SETTINGS.contains(&name.as_str()) {
+            set_param(&mut params, name, value);
+        }
+    }
+    let params = pool.intern(params);
+    if params != defaults {
+        // Apply them once now so a bad value fails the login, as in PostgreSQL.
+        let mut checkout = pool.checkout().await.map_err(login_error)?;
+        sync_params(&params, &mut checkout)
+            .await
+            .map_err(|e| match e {
+                BackendError::Server { fields, .. } => fatal("22023", fields.message),
+                other => login_error(other.into()),
+            })?;
+    }
+
+    let cancel = shared.cancels.register();
+    let mut out = BytesMut::with_capacity(512);
+    protocol::authentication(&mut out, protocol::AUTH_OK, &[]);
+    for (name, value) in params.iter() {
+        if param(&defaults, name).is_some() {
+            protocol::parameter_status(&mut out, name, value);
+        }
+    }
+    protocol::backend_key_data(&mut out, cancel.pid, cancel.secret);
+    protocol::ready_for_query(&mut out, b'I');
+    stream.write_all(&out).await?;
+    tracing::debug!(pool = ?pool.key, "client logged in");
+    Ok(Some(LoggedIn {
+        pool,
+        params,
+        cancel,
+    }))
+}
+
+fn login_error(error: PoolError) -> ClientError {
+    let code = match error.sqlstate() {
+        "57014" => "57014",
+        "28P01" => "28P01",
+        _ => "08006",
+    };
+    fatal(code, error.to_string())
+}
+
+/// Checks the client's password per `auth_type` (SCRAM-SHA-256 or md5).
+async fn authenticate(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    shared: &Shared,
+    user: &str,
+) -> Result<(), ClientError> {
+    let config = &shared.config;
+    let failed = || {
+        fatal(
+            "28P01",
+            format!("password authentication failed for user \"{user}\""),
+        )
+    };
+    let secret = config.auth.get(user);
+    let auth_type = config.proxy.auth_type;
+    if auth_type == AuthType::Trust {
+        return if secret.is_some() || config.auth.is_empty() {
+            Ok(())
+        } else {
+            Err(failed())
+        };
+    }
+    let secret = secret.ok_or_else(failed)?;
+    let mut out = BytesMut::with_capacity(256);
+    let use_md5 = auth_type == AuthType::Md5 && secret.md5.is_some();
+    if use_md5 {
+        let salt: [u8; 4] = rand::random();
+        protocol::authentication(&mut out, protocol::AUTH_MD5, &salt);
+        stream.write_all(&out).await?;
+        let (tag, body) = read_login_message(stream, buf).await?;
+        let stored = secret.md5.as_deref().expect("checked above");
+        if tag != b'p' || !md5_verify(stored, salt, &body) {
+            return Err(failed());
+        }
+        return Ok(());
+    }
+    let scram = secret.scram.as_ref().ok_or_else(failed)?;
+    protocol::authentication(&mut out, protocol::AUTH_SASL, b"SCRAM-SHA-256\0\0");
+    stream.write_all(&out).await?;
+    out.clear();
+    let (tag, body) = read_login_message(stream, buf).await?;
+    let (mechanism, first) = match (tag, decode_sasl_initial(&body)) {
+        (b'p', Some(parts)) => parts,
+        _ => return Err(fatal("08P01", "expected SASLInitialResponse")),
+    };
+    if mechanism != b"SCRAM-SHA-256" {
+        return Err(fatal("28000", "unsupported SASL mechanism"));
+    }
+    let (server, server_first) = ScramServer::start(scram, first).map_err(|_| failed())?;
+    protocol::authentication(
+        &mut out,
+        protocol::AUTH_SASL_CONTINUE,
+        server_first.as_bytes(),
+    );
+    stream.write_all(&out).await?;
+    out.clear();
+    let (tag, body) = read_login_message(stream, buf).await?;
+    if tag != b'p' {
+        return Err(fatal("08P01", "expected SASLResponse"));
+    }
+    let server_final = server.finish(&body).map_err(|_| failed())?;
+    protocol::authentication(&mut out, protocol::AUTH_SASL_FINAL, server_final.as_bytes());
+    stream.write_all(&out).await?;
+    Ok(())
+}
+
+/// Brings a server connection's parameters in line with the client's, with
+/// one round trip of `SET`/`RESET`, only when they differ.
+async fn sync_params(wanted: &Params, server: &mut Checkout) -> Result<(), BackendError> {
+    if Arc::ptr_eq(wanted, &server.params) {
+        return Ok(());
+    }
+    let mut sql = String::new();
+    for (name, value) in wanted.iter() {
+        if READ_ONLY_PARAMS.contains(&&**name) || param(&server.params, name) == Some(value) {
+            continue;
+        }
+        sql.push_str(&format!(
+            "SET {} = {};",
+            quote_ident(name),
+            quote_literal(value)
+        ));
+    }
+    for (name, _) in server.params.iter() {
+        if param(wanted, name).is_none() && !READ_ONLY_PARAMS.contains(&&**name) {
+            sql.push_str(&format!("RESET {};", quote_ident(name)));
+        }
+    }
+    if !sql.is_empty() {
+        server.run_housekeeping(&sql).await?;
+    }
+    server.params = wanted.clone();
+    Ok(())
+}
+
+/// Reads the `options` startup parameter: `-c name=value` and
+/// `--name=value` settings separated by spaces (`\\ ` is a literal space).
+fn parse_options(options: &str) -> Result<Vec<(String, String)>, ClientError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let bad = || {
+        fatal(
+            "22023",
+            format!("unsupported startup options {options:?}: only -c name=value is"),
+        )
+    };
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next().ok_or_else(bad)?
+        } else if let Some(rest) = word.strip_prefix("-c").or_else(|| word.strip_prefix("--")) {
+            rest.to_string()
+        } else {
+            return Err(bad());
+        };
+        let (name, value) = setting.split_once('=').ok_or_else(bad)?;
+        settings.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(settings)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// True for a simple query that is SQL-level `PREPARE` (comments and spaces skipped).
+fn is_sql_prepare(sql: &[u8]) -> bool {
+    let mut rest = sql;
+    loop {
+        while let Some((&b, after)) = rest.split_first() {
+            if b.is_ascii_whitespace() {
+                rest = after;
+            } else {
+                break;
+            }
+        }
+        if rest.starts_with(b"--") {
+            rest = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |i| &rest[i + 1..]);
+        } else if rest.starts_with(b"/*") {
+            rest = rest
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(&[][..], |i| &rest[i + 2..]);
+        } else {
+            break;
+        }
+    }
+    if !(rest.len() > 7
+        && rest[..7].eq_ignore_ascii_case(b"prepare")
+        && rest[7].is_ascii_whitespace())
+    {
+        return false;
+    }
+    // PREPARE TRANSACTION (two-phase commit) ends a transaction: it is fine.
+    let next = rest[8..].trim_ascii_start();
+    !(next.len() >= 11 && next[..11].eq_ignore_ascii_case(b"transaction"))
+}
+
+/// What one turn of the exchange loop decided.
+enum Step {
+    /// The server is idle and may go back to the pool.
+    Release,
+    /// The client left (Terminate or EOF).
+    ClientGone,
+}
+
+/// A logged-in client.
+struct Session {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    /// Track and rename prepared statements (transaction mode).
+    rename_statements: bool,
+    /// Client bytes: complete messages in `rbuf[..scanned]`, then a partial one.
+    rbuf: BytesMut,
+    scanned: usize,
+    /// `rbuf[..request_end]` ends with a request boundary (Query, Sync, ...).
+    request_end: usize,
+    /// The pending messages name a prepared statement (they may need renaming).
+    has_named: bool,
+    /// The client sent Terminate.
+    terminating: bool,
+    /// The server parameters this client wants.
+    params: Params,
+    statements: HashMap<Box<[u8]>, Statement>,
+    cancel: CancelKey,
+    max_packet: usize,
+    /// Scratch buffer for relayed bytes when some must be dropped.
+    scratch: BytesMut,
+}
+
+/// Pending client bytes beyond which a request is sent without waiting for its end.
+const MAX_PENDING: usize = 1 << 20;
+
+impl Session {
+    fn new(stream: TcpStream, shared: Arc<Shared>, login: LoggedIn) -> Session {
+        let rename_statements = login.pool.mode == PoolMode::Transaction
+            && shared.config.proxy.max_prepared_statements > 0;
+        let max_packet = shared.config.max_packet_size();
+        Session {
+            stream,
+            shared,
+            pool: login.pool,
+            rename_statements,
+            rbuf: BytesMut::new(),
+            scanned: 0,
+            request_end: 0,
+            has_named: false,
+            terminating: false,
+            params: login.params,
+            statements: HashMap::new(),
+            cancel: login.cancel,
+            max_packet,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    async fn run(&mut self) -> Result<(), ClientError> {
+        let mut server: Option<Checkout> = None;
+        loop {
+            match server.as_mut() {
+                None => {
+                    if self.request_end == 0 {
+                        if self.terminating {
+                            return Ok(());
+                        }
+                        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+                            // Idle: hold no buffer while waiting.
+                            self.rbuf = BytesMut::new();
+                            self.scratch = BytesMut::new();
+                        }
+                        if read_client(&mut self.stream, &mut self.rbuf).await? == 0 {
+                            return Ok(());
+                        }
+                        self.scan()?;
+                        continue;
+                    }
+                    let answered = Box::pin(self.answer_sql_prepare()).await?;
+                    if answered {
+                        continue;
+                    }
+                    let answered = Box::pin(self.defer_parse()).await?;
+                    if answered {
+                        continue;
+                    }
+                    // Boxed (here and below): a rarely taken path must not
+                    // grow every idle client's task.
+                    let checkout = Box::pin(self.checkout()).await;
+                    match checkout {
+                        Ok(checkout) => server = Some(checkout),
+                        Err(error) => Box::pin(self.refuse_request(error)).await?,
+                    }
+                }
+                Some(srv) => {
+                    let step = Box::pin(self.exchange(srv)).await;
+                    match step {
+                        Ok(Step::Release) => {
+                            self.cancel.slot.set(None);
+                            self.pool.stats.xact_count.fetch_add(1, Relaxed);
+                            server = None;
+                        }
+                        Ok(Step::ClientGone) => {
+                            self.cancel.slot.set(None);
+                            return Ok(());
+                        }
+                        Err(error) => {
+                            self.cancel.slot.set(None);
+                            if let ClientError::ServerLost(_) = &error {
+                                srv.broken = true;
+                            }
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds the complete messages in the read buffer and where the request ends.
+    fn scan(&mut self) -> Result<(), ClientError> {
+        loop {
+            let rest = &self.rbuf[self.scanned..];
+            let Some(len) = protocol::frame_len(rest, self.max_packet)? else {
+                break;
+            };
+            match protocol::decode_frontend(&rest[..len])? {
+                Frontend::Terminate => {
+                    // Nothing after Terminate matters, and servers never see it.
+                    self.terminating = true;
+                    self.rbuf.truncate(self.scanned);
+                    self.request_end = self.scanned;
+                    return Ok(());
+                }
+                Frontend::Password(_) => {
+                    return Err(fatal("08P01", "unexpected password message after login"))
+                }
+                Frontend::Query(_)
+                | Frontend::Sync
+                | Frontend::Flush
+                | Frontend::FunctionCall(_)
+                | Frontend::CopyData(_)
+                | Frontend::CopyDone
+                | Frontend::CopyFail(_) => {
+                    self.scanned += len;
+                    self.request_end = self.scanned;
+                }
+                Frontend::Parse { name, .. }
+                | Frontend::Bind {
+                    statement: name, ..
+                }
+                | Frontend::Describe { kind: b'S', name }
+                | Frontend::Close { kind: b'S', name } => {
+                    // Only named statements need renaming.
+                    self.has_named |= !name.is_empty();
+                    self.scanned += len;
+                }
+                Frontend::Describe { .. } | Frontend::Close { .. } => self.scanned += len,
+                Frontend::Execute { .. } => self.scanned += len,
+            }
+        }
+        if self.scanned >= MAX_PENDING {
+            self.request_end = self.scanned;
+        }
+        Ok(())
+    }
+
+    /// SQL-level PREPARE cannot work in transaction pooling (the statement
+    /// would stay on whichever server ran it): answer it with a clear error.
+    async fn answer_sql_prepare(&mut self) -> Result<bool, ClientError> {
+        if self.pool.mode != PoolMode::Transaction || self.rbuf[0] != b'Q' {
+            return Ok(false);
+        }
+        let len = protocol::frame_len(&self.rbuf, usize::MAX)?.unwrap_or(0);
+        if len != self.request_end || !is_sql_prepare(&self.rbuf[5..len]) {
+            return Ok(false);
+        }
+        let mut out = BytesMut::new();
+        protocol::error_response(
+            &mut out,
+            "ERROR",
+            "0A000",
+            "SQL PREPARE is not supported in transaction pooling mode: \
+             use protocol-level prepared statements (they work transparently) or pool_mode = \"session\"",
+        );
+        protocol::ready_for_query(&mut out, b'I');
+        self.stream.write_all(&out).await?;
+        self.consume(len);
+        Ok(true)
+    }
+
+    /// A request of only named Parse messages and a Sync (what libpq's
+    /// `PQprepare` sends) is answered by the gateway: the statements are
+    /// registered and prepared on a server at their first Bind or Describe.
+    /// This saves a round trip, and it keeps a client that prepares
+    /// synchronously (pgbench -M prepared) from waiting for a server
+    /// connection held by its own thread's other clients.
+    async fn defer_parse(&mut self) -> Result<bool, ClientError> {
+        if !self.rename_statements || !self.has_named || self.request_end != self.scanned {
+            return Ok(false);
+        }
+        let mut parses = Vec::new();
+        let mut offset = 0;
+        while offset < self.scanned {
+            let msg = &self.rbuf[offset..self.scanned];
+            let total = i32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize + 1;
+            match protocol::decode_frontend(&msg[..total])? {
+                Frontend::Parse { name, .. } if !name.is_empty() => {
+                    parses.push(offset..offset + total)
+                }
+                Frontend::Sync if offset + total == self.scanned => {}
+                _ => return Ok(false),
+            }
+            offset += total;
+        }
+        if parses.is_empty() {
+            return Ok(false);
+        }
+        let mut out = BytesMut::with_capacity(5 * parses.len() + 6);
+        for range in parses {
+            if let Frontend::Parse {
+                name,
+                query,
+                param_types,
+            } = protocol::decode_frontend(&self.rbuf[range])?
+            {
+                let id = self.shared.next_statement_id();
+                self.statements.insert(
+                    name.into(),
+                    Statement {
+                        id,
+                        query: query.into(),
+                        param_types: param_types.into(),
+                    },
+                );
+            }
+            out.extend_from_slice(&[b'1', 0, 0, 0, 4]);
+        }
+        protocol::ready_for_query(&mut out, b'I');
+        self.stream.write_all(&out).await?;
+        let len = self.scanned;
+        self.consume(len);
+        Ok(true)
+    }
+
+    fn consume(&mut self, len: usize) {
+        self.rbuf.advance(len);
+        self.scanned -= len;
+        self.request_end = self.request_end.saturating_sub(len);
+        if self.scanned == 0 {
+            self.has_named = false;
+        }
+    }
+
+    /// Gets a server connection for the pending request and makes it look
+    /// like this client's own. This is the seam for routing: a router that
+    /// picks a host (primary or replica) per request, and per-host pools,
+    /// replace the single `self.pool.checkout()` here.
+    async fn checkout(&mut self) -> Result<Checkout, PoolError> {
+        let mut checkout = self.pool.checkout().await?;
+        if let Err(e) = sync_params(&self.params, &mut checkout).await {
+            checkout.broken = true;
+            return Err(e.into());
+        }
+        self.cancel.slot.set(Some((
+            checkout.target.clone(),
+            checkout.pid,
+            checkout.secret,
+        )));
+        Ok(checkout)
+    }
+
+    /// No server for this request: answer it with an error and drop it.
+    async fn refuse_request(&mut self, error: PoolError) -> Result<(), ClientError> {
+        tracing::warn!(pool = ?self.pool.key, %error, "request refused");
+        let mut out = BytesMut::new();
+        protocol::error_response(&mut out, "ERROR", error.sqlstate(), &error.to_string());
+        protocol::ready_for_query(&mut out, b'I');
+        self.stream.write_all(&out).await?;
+        let end = self.request_end;
+        self.consume(end);
+        Ok(())
+    }
+
+    /// Relays between client and server until the server can be released or
+    /// the client leaves.
+    async fn exchange(&mut self, srv: &mut Checkout) -> Result<Step, ClientError> {
+        let srv: &mut ServerConn = srv;
+        loop {
+            if self.scanned > 0 {
+                self.send_to_server(srv).await?;
+            }
+            if self.terminating {
+                return Ok(Step::ClientGone);
+            }
+            if srv.rbuf.capacity() - srv.rbuf.len() < 4096 {
+                srv.rbuf.reserve(16 * 1024);
+            }
+            tokio::select! {
+                biased;
+                read = srv.stream.read_buf(&mut srv.rbuf) => {
+                    match read {
+                        Ok(0) => return Err(ClientError::ServerLost(BackendError::Closed { addr: srv.target.addr() })),
+                        Err(source) => return Err(ClientError::ServerLost(BackendError::Io { addr: srv.target.addr(), source })),
+                        Ok(_) => {}
+                    }
+                    self.relay(srv).await?;
+                    if self.pool.mode == PoolMode::Transaction && srv.clean() && self.scanned == 0 {
+                        return Ok(Step::Release);
+                    }
+                }
+                read = read_client(&mut self.stream, &mut self.rbuf) => {
+                    if read? == 0 {
+                        return Ok(Step::ClientGone);
+                    }
+                    self.scan()?;
+                }
+            }
+        }
+    }
+
+    /// Sends every complete pending client message to `srv`, renaming
+    /// prepared statements when needed, and notes what the server now owes.
+    async fn send_to_server(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
+        let len = self.scanned;
+        let stats = &self.pool.stats;
+        stats.bytes_received.fetch_add(len as u64, Relaxed);
+        if self.rename_statements && self.has_named {
+            self.rewrite_into(srv)?;
+            let result = srv.flush_wbuf().await;
+            result.map_err(ClientError::ServerLost)?;
+        } else {
+            let mut rest = &self.rbuf[..len];
+            while rest.len() >= 5 {
+                let total = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize + 1;
+                if self.rename_statements {
+                    // Unnamed Parse/Close still answer in order with the
+                    // gateway's own: keep the queues complete.
+                    let batch = srv.outstanding.batches_sent;
+                    if rest[0] == b'P' {
+                        srv.outstanding.parses.push_back(PendingParse {
+                            id: None,
+                            injected: false,
+                            batch,
+                        });
+                    } else if rest[0] == b'C' {
+                        srv.outstanding.closes.push_back((false, batch));
+                    }
+                }
+                note_sent(srv, rest[0]);
+                if rest[0] == b'Q' || rest[0] == b'S' {
+                    stats.query_count.fetch_add(1, Relaxed);
+                }
+                rest = &rest[total..];
+            }
+            if let Err(source) = srv.stream.write_all(&self.rbuf[..len]).await {
+                srv.broken = true;
+                return Err(ClientError::ServerLost(BackendError::Io {
+                    addr: srv.target.addr(),
+                    source,
+                }));
+            }
+        }
+        self.consume(len);
+        Ok(())
+    }
+
+    /// Builds the request for `srv` in its write buffer: the client's
+    /// messages with statement names mapped to the gateway's, Parse injected
+    /// for statements this server does not have yet, and Close for ones
+    /// evicted to stay within max_prepared_statements.
+    fn rewrite_into(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
+        let limit = self.shared.config.proxy.max_prepared_statements as usize;
+        let mut name = Vec::new();
+        let mut offset = 0;
+        while offset < self.scanned {
+            let msg = &self.rbuf[offset..];
+            let total = i32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize + 1;
+            let msg = &msg[..total];
+            offset += total;
+            let batch = srv.outstanding.batches_sent;
+            match protocol::decode_frontend(msg)? {
+                Frontend::Parse {
+                    name: client_name,
+                    query,
+                    param_types,
+                } if !client_name.is_empty() => {
+                    let id = self.shared.next_statement_id();
+                    self.statements.insert(
+                        client_name.into(),
+                        Statement {
+                            id,
+                            query: query.into(),
+                            param_types: param_types.into(),
+                        },
+                    );
+                    make_room(srv, limit, &mut name);
+                    statement_name(id, &mut name);
+                    protocol::parse(&mut srv.wbuf, &name, query, param_types);
+                    srv.prepared.touch(id);
+                    srv.outstanding.parses.push_back(PendingParse {
+                        id: Some(id),
+                        injected: false,
+                        batch,
+                    });
+                    srv.outstanding.unsynced = true;
+                }
+                Frontend::Bind {
+                    portal,
+                    statement,
+                    rest,
+                } if !statement.is_empty() && self.statements.contains_key(statement) => {
+                    let stmt = &self.statements[statement];
+                    ensure_prepared(srv, stmt, limit, &mut name);
+                    protocol::bind(&mut srv.wbuf, portal, &name, rest);
+                    srv.outstanding.unsynced = true;
+                }
+                Frontend::Describe {
+                    kind: b'S',
+                    name: client_name,
+                } if !client_name.is_empty() && self.statements.contains_key(client_name) => {
+                    let stmt = &self.statements[client_name];
+                    ensure_prepared(srv, stmt, limit, &mut name);
+                    protocol::describe_or_close(&mut srv.wbuf, b'D', b'S', &name);
+                    srv.outstanding.unsynced = true;
+                }
+                Frontend::Close {
+                    kind: b'S',
+                    name: client_name,
+                } if !client_name.is_empty() => {
+                    match self.statements.remove(client_name) {
+                        Some(stmt) => {
+                            statement_name(stmt.id, &mut name);
+                            protocol::describe_or_close(&mut srv.wbuf, b'C', b'S', &name);
+                            srv.prepared.remove(stmt.id);
+                        }
+                        None => srv.wbuf.extend_from_slice(msg),
+                    }
+                    srv.outstanding.closes.push_back((false, batch));
+                    srv.outstanding.unsynced = true;
+                }
+                Frontend::Parse { .. } => {
+                    srv.wbuf.extend_from_slice(msg);
+                    srv.outstanding.parses.push_back(PendingParse {
+                        id: None,
+                        injected: false,
+                        batch,
+                    });
+                    srv.outstanding.unsynced = true;
+                }
+                Frontend::Close { .. } => {
+                    srv.wbuf.extend_from_slice(msg);
+                    srv.outstanding.closes.push_back((false, batch));
+                    srv.outstanding.unsynced = true;
+                }
+                _ => {
+                    srv.wbuf.extend_from_slice(msg);
+                    note_sent(srv, msg[0]);
+                    if msg[0] == b'Q' || msg[0] == b'S' {
+                        self.pool.stats.query_count.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards every complete (or streamable) server message in `srv.rbuf`
+    /// to the client, watching the few message types that matter.
+    async fn relay(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
+        let buf_len = srv.rbuf.len();
+        let mut pos = 0;
+        let mut start = 0; // first byte not yet copied to `scratch`
+        let mut dropped = false;
+        if srv.streaming > 0 {
+            pos = srv.streaming.min(buf_len);
+            srv.streaming -= pos;
+        }
+        while buf_len - pos >= 5 {
+            let header = &srv.rbuf[pos..pos + 5];
+            let tag = header[0];
+            let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+            if len < 4 {
+                srv.broken = true;
+                return Err(ClientError::ServerLost(BackendError::Protocol {
+                    addr: srv.target.addr(),
+                    message: format!("invalid message length {len}"),
+                }));
+            }
+            let total = len as usize + 1;
+            let complete = buf_len - pos >= total;
+            if !matches!(tag, b'Z' | b'1' | b'3' | b'S' | b'G' | b'H' | b'W') {
+                if !complete {
+                    // Stream the rest of a large row or copy chunk as it comes.
+                    srv.streaming = total - (buf_len - pos);
+                    pos = buf_len;
+                    break;
+                }
+                pos += total;
+                continue;
+            }
+            if !complete {
+                break;
+            }
+            if tag == b'Z' && total != 6 {
+                srv.broken = true;
+                return Err(ClientError::ServerLost(BackendError::Protocol {
+                    addr: srv.target.addr(),
+                    message: format!("ReadyForQuery of length {len}"),
+                }));
+            }
+            let mut drop_message = false;
+            match tag {
+                b'Z' => {
+                    srv.status = srv.rbuf[pos + 5];
+                    srv.copy_in = false;
+                    finish_batch(srv);
+                }
+                b'1' => {
+                    if let Some(parse) = srv.outstanding.parses.pop_front() {
+                        drop_message = parse.injected;
+                    }
+                }
+                b'3' => {
+                    if let Some((injected, _)) = srv.outstanding.closes.pop_front() {
+                        drop_message = injected;
+                    }
+                }
+                b'S' => {
+                    let body = &srv.rbuf[pos + 5..pos + total];
+                    if let Some((name, rest)) = protocol::cstr(body) {
+                        if let Some((value, _)) = protocol::cstr(rest) {
+                            let name = String::from_utf8_lossy(name).into_owned();
+                            let value = String::from_utf8_lossy(value).into_owned();
+                            set_param(&mut srv.params, &name, &value);
+                            if !READ_ONLY_PARAMS.contains(&&*name) {
+                                set_param(&mut self.params, &name, &value);
+                                // Keep the shared Arc so the next checkout of
+                                // this server needs no SET.
+                                srv.params = self.params.clone();
+                            }
+                        }
+                    }
+                }
+                b'G' | b'W' => srv.copy_in = true,
+                _ => {}
+            }
+            if drop_message {
+                self.scratch.extend_from_slice(&srv.rbuf[start..pos]);
+                start = pos + total;
+                dropped = true;
+            }
+            pos += total;
+        }
+        let result = if dropped {
+            self.scratch.extend_from_slice(&srv.rbuf[start..pos]);
+            let r = self.stream.write_all(&self.scratch).await;
+            self.scratch.clear();
+            r
+        } else if pos > 0 {
+            self.stream.write_all(&srv.rbuf[..pos]).await
+        } else {
+            Ok(())
+        };
+        self.pool.stats.bytes_sent.fetch_add(pos as u64, Relaxed);
+        srv.rbuf.advance(pos);
+        if srv.rbuf.is_empty() && srv.rbuf.capacity() > 1 << 20 {
+            // A huge result passed through: do not keep its buffer.
+            srv.rbuf = BytesMut::with_capacity(16 * 1024);
+        }
+        result.map_err(ClientError::Io)
+    }
+}
+
+/// Records that a message with `tag` went to the server.
+#[inline]
+fn note_sent(srv: &mut ServerConn, tag: u8) {
+    match tag {
+        b'Q' | b'S' | b'F' => {
+            srv.outstanding.batches_sent += 1;
+            srv.outstanding.unsynced = false;
+        }
+        b'P' | b'B' | b'D' | b'C' | b'E' | b'H' => srv.outstanding.unsynced = true,
+        _ => {}
+    }
+}
+
+/// A ReadyForQuery arrived: the oldest request is answered. Parses of that
+/// request that never completed (skipped after an error) did not create
+/// their statements, so forget them.
+fn finish_batch(srv: &mut ServerConn) {
+    let out = &mut srv.outstanding;
+    out.batches_done += 1;
+    let done = out.batches_done;
+    while out.parses.front().is_some_and(|p| p.batch < done) {
+        let parse = out.parses.pop_front().expect("front exists");
+        if let Some(id) = parse.id {
+            srv.prepared.remove(id);
+        }
+    }
+    let out = &mut srv.outstanding;
+    while out.closes.front().is_some_and(|c| c.1 < done) {
+        out.closes.pop_front();
+    }
+}
+
+/// Closes least recently used statements until one more fits.
+fn make_room(srv: &mut ServerConn, limit: usize, name: &mut Vec<u8>) {
+    while let Some(victim) = srv.prepared.evict_candidate(limit) {
+        statement_name(victim, name);
+        protocol::describe_or_close(&mut srv.wbuf, b'C', b'S', name);
+        srv.prepared.remove(victim);
+        let batch = srv.outstanding.batches_sent;
+        srv.outstanding.closes.push_back((true, batch));
+    }
+}
+
+/// Makes sure `srv` has `stmt` prepared (injecting a Parse whose
+/// ParseComplete the client will not see); leaves its server name in `name`.
+fn ensure_prepared(srv: &mut ServerConn, stmt: &Statement, limit: usize, name: &mut Vec<u8>) {
+    if !srv.prepared.contains(stmt.id) {
+        make_room(srv, limit, name);
+        statement_name(stmt.id, name);
+        protocol::parse(&mut srv.wbuf, name, &stmt.query, &stmt.param_types);
+        let batch = srv.outstanding.batches_sent;
+        srv.outstanding.parses.push_back(PendingParse {
+            id: Some(stmt.id),
+            injected: true,
+            batch,
+        });
+    }
+    srv.prepared.touch(stmt.id);
+    statement_name(stmt.id, name);
+}
+
+/// Reads client bytes. An idle client holds no buffer: wait until the
+/// socket is readable, then allocate.
+async fn read_client(stream: &mut TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
+    if rbuf.capacity() - rbuf.len() < 1024 {
+        if rbuf.is_empty() {
+            stream.readable().await?;
+        }
+        rbuf.reserve(8 * 1024);
+    }
+    stream.read_buf(rbuf).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_sql_prepare() {
+        assert!(is_sql_prepare(b"PREPARE q AS SELECT 1"));
+        assert!(is_sql_prepare(
+            b"  -- hi\n /* x */ prepare\tq(int) AS SELECT $1"
+        ));
+        assert!(!is_sql_prepare(b"SELECT 'PREPARE x'"));
+        assert!(!is_sql_prepare(b"prepared"));
+        assert!(!is_sql_prepare(b"PREPARE TRANSACTION 'x'"));
+        assert!(!is_sql_prepare(b"/* unterminated"));
+    }
+
+    #[test]
+    fn startup_options() {
+        let parsed =
+            parse_options("-c TimeZone=Asia/Tokyo --search-path=a,b -cstatement_timeout=5s")
+                .unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("TimeZone".to_string(), "Asia/Tokyo".to_string()),
+                ("search_path".to_string(), "a,b".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_options(r"-c application_name=a\ b").unwrap()[0].1,
+            "a b"
+        );
+        assert!(parse_options("-x").is_err());
+        assert!(parse_options("-c").is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("Time\"Zone"), "\"Time\"\"Zone\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,539 @@
+//! Gateway configuration: a TOML file with pgbouncer's setting names, meanings
+//! and units, so that a pgbouncer user recognises every line.
+//!
+//! The file is read once into an immutable [`Config`] that the server passes
+//! around as `Arc<Config>` (never through globals). Every problem is reported
+//! as `file:line: message`: the `toml` crate gives byte spans for syntax and
+//! type errors (including unknown keys, thanks to `deny_unknown_fields`), and
+//! values needing more than a type check are read as [`toml::Spanned`] so their
+//! line is known too. The `auth_file` uses pgbouncer's userlist format and
+//! reports its own `file:line` errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::auth::{AuthFile, AuthFileError};
+
+/// A configuration that cannot be used, with the place that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    AuthFile(#[from] AuthFileError),
+}
+
+/// How long a client keeps a server connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// From login to logout; the server is reset with `server_reset_query`.
+    Session,
+    /// From the first statement of a transaction until `ReadyForQuery` says idle.
+    Transaction,
+}
+
+impl fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+        })
+    }
+}
+
+/// How clients prove who they are to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthType {
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// md5; like pgbouncer, a user whose auth_file entry is a SCRAM secret gets SCRAM.
+    #[serde(rename = "md5")]
+    Md5,
+    /// Any client naming a known user (or any user without an auth_file) is let in.
+    #[serde(rename = "trust")]
+    Trust,
+}
+
+impl fmt::Display for AuthType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthType::ScramSha256 => "scram-sha-256",
+            AuthType::Md5 => "md5",
+            AuthType::Trust => "trust",
+        })
+    }
+}
+
+/// A duration written in seconds, integer or fractional (pgbouncer's unit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Number {
+            Int(i64),
+            Float(f64),
+        }
+        let value = match Number::deserialize(deserializer)
+            .map_err(|_| de::Error::custom("expected a number of seconds"))?
+        {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        };
+        if !value.is_finite() || !(0.0..=1e9).contains(&value) {
+            return Err(de::Error::custom(format!(
+                "seconds must be between 0 and 1e9, got {value}"
+            )));
+        }
+        Ok(Seconds(Duration::from_secs_f64(value)))
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+/// `[proxy]`: the gateway-wide settings (pgbouncer's `[pgbouncer]` section).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySettings {
+    /// Address to listen on; `*` means every IPv4 address.
+    pub listen_addr: Spanned<String>,
+    pub listen_port: u16,
+    pub pool_mode: PoolMode,
+    /// Client connections accepted at once; more get SQLSTATE 53300.
+    pub max_client_conn: u32,
+    /// Server connections per (database, user) pool.
+    pub default_pool_size: Spanned<u32>,
+    /// Server connections each pool keeps open even when idle.
+    pub min_pool_size: u32,
+    /// Extra connections a pool may open for clients that waited `reserve_pool_timeout`.
+    pub reserve_pool_size: u32,
+    pub reserve_pool_timeout: Seconds,
+    /// Idle server connections older than this are closed (0 = never).
+    pub server_idle_timeout: Seconds,
+    /// A client waiting this long for a server connection gets an error (0 = forever).
+    pub query_wait_timeout: Seconds,
+    pub server_connect_timeout: Seconds,
+    /// A client that has not logged in after this long is disconnected.
+    pub client_login_timeout: Seconds,
+    pub auth_type: AuthType,
+    /// pgbouncer's userlist: `"user" "password-or-SCRAM-secret-or-md5-hash"`.
+    pub auth_file: Option<Spanned<String>>,
+    /// Run on a server connection when a session-mode client leaves.
+    pub server_reset_query: String,
+    /// Prepared statements kept per server connection in transaction mode
+    /// (least recently used closed first); 0 passes statement names through untouched.
+    pub max_prepared_statements: u32,
+    /// Largest protocol message accepted from a client, in bytes.
+    pub max_packet_size: Spanned<u32>,
+    /// Threads serving clients (sluice's own setting). 1, the default, runs
+    /// like pgbouncer on one thread, which costs the least CPU per
+    /// transaction; 0 uses one thread per CPU core.
+    pub worker_threads: u32,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            listen_addr: Spanned::new(0..0, "127.0.0.1".into()),
+            listen_port: 6432,
+            pool_mode: PoolMode::Session,
+            max_client_conn: 100,
+            default_pool_size: Spanned::new(0..0, 20),
+            min_pool_size: 0,
+            reserve_pool_size: 0,
+            reserve_pool_timeout: Seconds(Duration::from_secs(5)),
+            server_idle_timeout: Seconds(Duration::from_secs(600)),
+            query_wait_timeout: Seconds(Duration::from_secs(120)),
+            server_connect_timeout: Seconds(Duration::from_secs(15)),
+            client_login_timeout: Seconds(Duration::from_secs(60)),
+            auth_type: AuthType::Md5,
+            auth_file: None,
+            server_reset_query: "DISCARD ALL".into(),
+            max_prepared_statements: 200,
+            max_packet_size: Spanned::new(0..0, 256 * 1024 * 1024),
+            worker_threads: 1,
+        }
+    }
+}
+
+/// `[databases.NAME]`: where the database clients call NAME lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub host: String,
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    /// The server-side database name; defaults to NAME.
+    pub dbname: Option<String>,
+    pub pool_size: Option<Spanned<u32>>,
+    pub pool_mode: Option<PoolMode>,
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+
+/// `[users.NAME]`: overrides for one user's pools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub pool_size: Option<Spanned<u32>>,
+    pub pool_mode: Option<PoolMode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    proxy: ProxySettings,
+    #[serde(default)]
+    databases: BTreeMap<String, DatabaseConfig>,
+    #[serde(default)]
+    users: BTreeMap<String, UserConfig>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    pub proxy: ProxySettings,
+    /// The address `listen_addr` resolved to.
+    pub listen_ip: IpAddr,
+    pub databases: BTreeMap<String, DatabaseConfig>,
+    pub users: BTreeMap<String, UserConfig>,
+    /// Users and their secrets from `auth_file` (empty without one).
+    pub auth: AuthFile,
+}
+
+/// The settings one (database, user) pool runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSettings {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub pool_size: u32,
+    pub pool_mode: PoolMode,
+}
+
+impl Config {
+    /// Reads and validates `path`, and the `auth_file` it names (relative to it).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid =
+            |span: Option<std::ops::Range<usize>>, message: String| ConfigError::Invalid {
+                path: path.to_owned(),
+                line: span.map_or(1, |s| line_of(text, s.start)),
+                message,
+            };
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_string()))?;
+        let proxy = file.proxy;
+
+        let listen_ip = match proxy.listen_addr.get_ref().as_str() {
+            "*" => IpAddr::from([0, 0, 0, 0]),
+            "localhost" => IpAddr::from([127, 0, 0, 1]),
+            other => other.parse().map_err(|_| {
+                invalid(
+                    Some(proxy.listen_addr.span()),
+                    format!("listen_addr: `{other}` is not an IP address (or `*`)"),
+                )
+            })?,
+        };
+        let positive = |value: &Spanned<u32>, name: &str| {
+            if *value.get_ref() == 0 {
+                Err(invalid(
+                    Some(value.span()),
+                    format!("{name} must be at least 1"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        positive(&proxy.default_pool_size, "default_pool_size")?;
+        if *proxy.max_packet_size.get_ref() < 1024 {
+            return Err(invalid(
+                Some(proxy.max_packet_size.span()),
+                "max_packet_size must be at least 1024 bytes".into(),
+            ));
+        }
+        for db in file.databases.values() {
+            if let Some(size) = &db.pool_size {
+                positive(size, "pool_size")?;
+            }
+        }
+        for user in file.users.values() {
+            if let Some(size) = &user.pool_size {
+                positive(size, "pool_size")?;
+            }
+        }
+        if file.databases.is_empty() {
+            return Err(invalid(
+                None,
+                "no [databases.NAME] section: clients would have nowhere to go".into(),
+            ));
+        }
+
+        let auth = match &proxy.auth_file {
+            Some(name) => {
+                let auth_path = path.parent().unwrap_or(Path::new(".")).join(name.get_ref());
+                if !auth_path.is_file() {
+                    return Err(invalid(
+                        Some(name.span()),
+                        format!("auth_file `{}` does not exist", auth_path.display()),
+                    ));
+                }
+                AuthFile::load(&auth_path)?
+            }
+            None if proxy.auth_type != AuthType::Trust => {
+                return Err(invalid(
+                    None,
+                    format!(
+                        "auth_type = \"{}\" needs an auth_file with the users' passwords",
+                        proxy.auth_type
+                    ),
+                ))
+            }
+            None => AuthFile::default(),
+        };
+
+        Ok(Config {
+            path: path.to_owned(),
+            proxy,
+            listen_ip,
+            databases: file.databases,
+            users: file.users,
+            auth,
+        })
+    }
+
+    /// The settings of the pool serving `user` on the database clients call `database`,
+    /// or `None` if no such database is configured. User overrides win over database ones.
+    pub fn pool_settings(&self, database: &str, user: &str) -> Option<PoolSettings> {
+        let db = self.databases.get(database)?;
+        let user = self.users.get(user);
+        let pool_size = user
+            .and_then(|u| u.pool_size.as_ref())
+            .or(db.pool_size.as_ref())
+            .map_or(*self.proxy.default_pool_size.get_ref(), |s| *s.get_ref());
+        let pool_mode = user
+            .and_then(|u| u.pool_mode)
+            .or(db.pool_mode)
+            .unwrap_or(self.proxy.pool_mode);
+        Some(PoolSettings {
+            host: db.host.clone(),
+            port: db.port,
+            dbname: db.dbname.clone().unwrap_or_else(|| database.to_string()),
+            pool_size,
+            pool_mode,
+        })
+    }
+
+    /// The largest client message accepted, in bytes.
+    pub fn max_packet_size(&self) -> usize {
+        *self.proxy.max_packet_size.get_ref() as usize
+    }
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The resolved settings, as `sluice proxy --check` prints them.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.proxy;
+        writeln!(f, "# resolved from {}", self.path.display())?;
+        writeln!(f, "[proxy]")?;
+        writeln!(f, "listen_addr = \"{}\"", p.listen_addr.get_ref())?;
+        writeln!(f, "listen_port = {}", p.listen_port)?;
+        writeln!(f, "pool_mode = \"{}\"", p.pool_mode)?;
+        writeln!(f, "max_client_conn = {}", p.max_client_conn)?;
+        writeln!(f, "default_pool_size = {}", p.default_pool_size.get_ref())?;
+        writeln!(f, "min_pool_size = {}", p.min_pool_size)?;
+        writeln!(f, "reserve_pool_size = {}", p.reserve_pool_size)?;
+        writeln!(f, "reserve_pool_timeout = {}", p.reserve_pool_timeout)?;
+        writeln!(f, "server_idle_timeout = {}", p.server_idle_timeout)?;
+        writeln!(f, "query_wait_timeout = {}", p.query_wait_timeout)?;
+        writeln!(f, "server_connect_timeout = {}", p.server_connect_timeout)?;
+        writeln!(f, "client_login_timeout = {}", p.client_login_timeout)?;
+        writeln!(f, "auth_type = \"{}\"", p.auth_type)?;
+        if let Some(file) = &p.auth_file {
+            writeln!(
+                f,
+                "auth_file = \"{}\"  # {} users",
+                file.get_ref(),
+                self.auth.len()
+            )?;
+        }
+        writeln!(f, "server_reset_query = {:?}", p.server_reset_query)?;
+        writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;
+        writeln!(f, "max_packet_size = {}", p.max_packet_size.get_ref())?;
+        writeln!(f, "worker_threads = {}", p.worker_threads)?;
+        for (name, db) in &self.databases {
+            let s = self.pool_settings(name, "").expect("configured database");
+            writeln!(f, "\n[databases.{name}]")?;
+            writeln!(f, "host = \"{}\"", db.host)?;
+            writeln!(f, "port = {}", db.port)?;
+            writeln!(f, "dbname = \"{}\"", s.dbname)?;
+            writeln!(f, "pool_size = {}", s.pool_size)?;
+            writeln!(f, "pool_mode = \"{}\"", s.pool_mode)?;
+        }
+        for (name, user) in &self.users {
+            writeln!(f, "\n[users.{name}]")?;
+            if let Some(size) = &user.pool_size {
+                writeln!(f, "pool_size = {}", size.get_ref())?;
+            }
+            if let Some(mode) = user.pool_mode {
+                writeln!(f, "pool_mode = \"{mode}\"")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("gw.toml"), text)
+    }
+
+    const MINIMAL: &str = "[proxy]\nauth_type = \"trust\"\n[databases.app]\nhost = \"127.0.0.1\"\n";
+
+    #[test]
+    fn minimal_file_gets_pgbouncer_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.proxy.listen_port, 6432);
+        assert_eq!(config.proxy.pool_mode, PoolMode::Session);
+        let pool = config.pool_settings("app", "anyone").unwrap();
+        assert_eq!(pool.dbname, "app");
+        assert_eq!(pool.port, 5432);
+        assert_eq!(pool.pool_size, 20);
+        assert!(config.pool_settings("other", "anyone").is_none());
+    }
+
+    #[test]
+    fn user_overrides_win_over_database_and_defaults() {
+        let text =
+            "[proxy]\nauth_type = \"trust\"\npool_mode = \"transaction\"\ndefault_pool_size = 7\n\
+                    [databases.app]\nhost = \"db\"\nport = 5433\ndbname = \"real\"\npool_size = 9\n\
+                    [users.background]\npool_size = 150\npool_mode = \"session\"\n";
+        let config = parse(text).unwrap();
+        let app = config.pool_settings("app", "app").unwrap();
+        assert_eq!((app.pool_size, app.pool_mode), (9, PoolMode::Transaction));
+        assert_eq!(app.dbname, "real");
+        let bg = config.pool_settings("app", "background").unwrap();
+        assert_eq!((bg.pool_size, bg.pool_mode), (150, PoolMode::Session));
+    }
+
+    #[test]
+    fn fractional_and_integer_seconds() {
+        let text = MINIMAL.to_string();
+        let text = text.replace(
+            "[proxy]\n",
+            "[proxy]\nreserve_pool_timeout = 0.25\nserver_idle_timeout = 30\n",
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(
+            config.proxy.reserve_pool_timeout.0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(config.proxy.server_idle_timeout.0, Duration::from_secs(30));
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let text = MINIMAL.replace("[databases.app]\n", "[databases.app]\nhots = \"x\"\n");
+        let message = error(&text);
+        assert!(message.starts_with("gw.toml:4: "), "{message}");
+        assert!(message.contains("hots"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let text = MINIMAL.replace("[proxy]\n", "[proxy]\npool_mode = \"statement\"\n");
+        assert!(error(&text).starts_with("gw.toml:2: "), "{}", error(&text));
+        let text = MINIMAL.replace("[proxy]\n", "[proxy]\n\ndefault_pool_size = 0\n");
+        assert!(error(&text).starts_with("gw.toml:3: default_pool_size must be at least 1"));
+        let text = MINIMAL.replace("[proxy]\n", "[proxy]\nquery_wait_timeout = -1\n");
+        assert!(error(&text).starts_with("gw.toml:2: "), "{}", error(&text));
+        let text = MINIMAL.replace("[proxy]\n", "[proxy]\nlisten_addr = \"nowhere\"\n");
+        assert!(error(&text).starts_with("gw.toml:2: listen_addr"));
+        let text = MINIMAL.replace("[proxy]\n", "[proxy]\nlisten_port = 70000\n");
+        assert!(error(&text).starts_with("gw.toml:2: "), "{}", error(&text));
+    }
+
+    #[test]
+    fn broken_toml_names_its_line() {
+        let message = error("[proxy]\nlisten_port = \n");
+        assert!(message.starts_with("gw.toml:2: "), "{message}");
+    }
+
+    #[test]
+    fn password_auth_needs_an_auth_file() {
+        let text = MINIMAL.replace("auth_type = \"trust\"\n", "");
+        assert!(error(&text).contains("needs an auth_file"));
+    }
+
+    #[test]
+    fn missing_auth_file_names_the_setting_line() {
+        let text = MINIMAL.replace("auth_type = \"trust\"\n", "auth_file = \"nope.txt\"\n");
+        let message = error(&text);
+        assert!(message.starts_with("gw.toml:2: auth_file"), "{message}");
+    }
+
+    #[test]
+    fn no_databases_is_an_error() {
+        assert!(error("[proxy]\nauth_type = \"trust\"\n").contains("no [databases.NAME]"));
+    }
+
+    #[test]
+    fn check_output_lists_resolved_pools() {
+        let shown = parse(MINIMAL).unwrap().to_string();
+        assert!(shown.contains(
+            "[databases.app]\nhost = \"127.0.0.1\"\nport = 5432\ndbname = \"app\"\npool_size = 20"
+        ));
+    }
+}
