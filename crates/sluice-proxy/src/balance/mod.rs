@@ -2,7 +2,9 @@
 //! blocks the gateway wires into its request loop.
 //!
 //! # Layout
+//! - [`config`]: the `[load_balancing]` section and `replicas` lists.
 //! - [`lsn`]: WAL positions (`X/Y`), ordering and byte distance.
+pub mod config;
 pub mod lsn;
 
 pub use lsn::Lsn;
