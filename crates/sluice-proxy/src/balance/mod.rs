@@ -5,8 +5,10 @@
 //! - [`classify`]: may a replica run this SQL? (pg_query, cached by text)
 //! - [`config`]: the `[load_balancing]` section and `replicas` lists.
 //! - [`lsn`]: WAL positions (`X/Y`), ordering and byte distance.
+//! - [`sticky`]: the newest write position per sticky key (memory or Redis).
 pub mod classify;
 pub mod config;
 pub mod lsn;
+pub mod sticky;
 
 pub use lsn::Lsn;
