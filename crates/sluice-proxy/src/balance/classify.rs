@@ -379,12 +379,33 @@ impl Verdict {
 }
 
 fn classify_statements(parsed: &protobuf::ParseResult) -> Classification {
+    // Cursors declared (without HOLD) earlier in this same string: fetching
+    // from them reads from the same server within the same transaction.
+    let mut cursors: Vec<&str> = Vec::new();
     let verdicts: Vec<Verdict> = parsed
         .stmts
         .iter()
         .map(
             |raw| match raw.stmt.as_ref().and_then(|s| s.node.as_ref()) {
-                Some(node) => classify_statement(node),
+                Some(NodeEnum::FetchStmt(fetch))
+                    if cursors.contains(&fetch.portalname.as_str()) =>
+                {
+                    Verdict::replica()
+                }
+                Some(NodeEnum::ClosePortalStmt(close))
+                    if cursors.contains(&close.portalname.as_str()) =>
+                {
+                    Verdict::replica()
+                }
+                Some(node) => {
+                    let verdict = classify_statement(node);
+                    if let NodeEnum::DeclareCursorStmt(declare) = node {
+                        if verdict.route == Route::Replica {
+                            cursors.push(&declare.portalname);
+                        }
+                    }
+                    verdict
+                }
                 None => Verdict::primary(PrimaryReason::Unclassified),
             },
         )
@@ -469,7 +490,8 @@ fn classify_statement(node: &NodeEnum) -> Verdict {
             }
         }
         // Outside a transaction only WITH HOLD cursors exist, and those
-        // live on the primary.
+        // live on the primary (a cursor declared earlier in the same string
+        // is handled in `classify_statements`).
         NodeEnum::FetchStmt(_) | NodeEnum::ClosePortalStmt(_) => Verdict::primary(R::SessionState),
         NodeEnum::InsertStmt(_)
         | NodeEnum::UpdateStmt(_)

@@ -177,6 +177,14 @@ fn transactions_locks_and_special_reads_go_to_the_primary() {
         ("FETCH 10 FROM c", primary(R::SessionState)),
         ("CLOSE c", primary(R::SessionState)),
         (
+            "BEGIN READ ONLY; DECLARE c CURSOR FOR SELECT 1; FETCH c; CLOSE c; COMMIT",
+            REPLICA,
+        ),
+        (
+            "BEGIN READ ONLY; DECLARE c CURSOR FOR SELECT 1; FETCH other; COMMIT",
+            primary(R::SessionState),
+        ),
+        (
             "DECLARE c CURSOR FOR SELECT * FROM t FOR UPDATE",
             primary(R::Lock),
         ),
