@@ -577,7 +577,7 @@ fn classify_transaction(tx: &protobuf::TransactionStmt) -> Verdict {
                             def.arg
                                 .as_ref()
                                 .and_then(|a| a.node.as_ref())
-                                .map_or(true, is_true)
+                                .is_none_or(is_true)
                         }
                         _ => read_only,
                     });

@@ -119,6 +119,16 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A replica never checked: never chosen.
+    pub const UNCHECKED: Candidate = Candidate {
+        up: false,
+        in_recovery: false,
+        replay_lsn: None,
+        lag_bytes: None,
+        lag: None,
+        in_flight: 0,
+    };
+
     pub fn new(health: &Health, in_flight: usize) -> Candidate {
         Candidate {
             up: health.state == HostState::Up,
@@ -320,14 +330,43 @@ impl Hosts {
     }
 
     /// Chooses where a read with this sticky requirement goes (see [`choose`]).
+    /// Lock-free, and allocation-free for up to 16 replicas.
     pub fn choose(&self, required: Option<Lsn>, limits: &Limits) -> Choice {
-        let candidates: Vec<Candidate> = self
-            .replicas
-            .iter()
-            .map(|slot| Candidate::new(&slot.health.load(), slot.in_flight()))
-            .collect();
+        const INLINE: usize = 16;
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        choose(&candidates, required, limits, turn)
+        let candidate = |slot: &HostSlot| Candidate::new(&slot.health.load(), slot.in_flight());
+        if self.replicas.len() <= INLINE {
+            let mut buffer = [Candidate::UNCHECKED; INLINE];
+            for (entry, slot) in buffer.iter_mut().zip(self.replicas.iter()) {
+                *entry = candidate(slot);
+            }
+            choose(&buffer[..self.replicas.len()], required, limits, turn)
+        } else {
+            let candidates: Vec<Candidate> = self.replicas.iter().map(candidate).collect();
+            choose(&candidates, required, limits, turn)
+        }
+    }
+
+    /// One row per host (primary first) for `SHOW sluice.hosts`.
+    pub fn rows(&self) -> Vec<HostRow> {
+        let row = |role: &'static str, slot: &HostSlot| {
+            let health = slot.health();
+            HostRow {
+                role,
+                addr: slot.addr.to_string(),
+                state: health.state,
+                in_recovery: health.in_recovery,
+                wal_lsn: health.wal_lsn,
+                lag_bytes: health.lag_bytes,
+                lag_seconds: health.lag.map(|lag| lag.as_secs_f64()),
+                in_flight: slot.in_flight(),
+                served: slot.served(),
+                last_error: health.last_error.clone(),
+            }
+        };
+        std::iter::once(row("primary", &self.primary))
+            .chain(self.replicas.iter().map(|slot| row("replica", slot)))
+            .collect()
     }
 
     /// Counts a statement on replica `index` until the guard drops (use
@@ -347,6 +386,25 @@ impl Hosts {
     pub fn mark_replica_down(&self, index: usize, error: &str) {
         mark_down(&self.replicas[index], error);
     }
+}
+
+/// One host as `SHOW sluice.hosts` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    /// `"primary"` or `"replica"`.
+    pub role: &'static str,
+    /// `host:port`.
+    pub addr: String,
+    pub state: HostState,
+    pub in_recovery: Option<bool>,
+    /// Replay position (replica) or current position (primary).
+    pub wal_lsn: Option<Lsn>,
+    pub lag_bytes: Option<u64>,
+    pub lag_seconds: Option<f64>,
+    pub in_flight: usize,
+    /// Statements served so far.
+    pub served: u64,
+    pub last_error: Option<String>,
 }
 
 /// A statement in flight on a host; decrements the count when dropped.

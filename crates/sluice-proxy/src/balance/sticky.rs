@@ -109,7 +109,7 @@ impl MemoryStore {
         let expires = now + self.ttl;
         let mut shard = self.shard(key);
         shard.writes += 1;
-        if shard.writes % SWEEP_EVERY == 0 {
+        if shard.writes.is_multiple_of(SWEEP_EVERY) {
             shard.positions.retain(|_, r| r.expires > now);
         }
         match shard.positions.get_mut(key) {

@@ -118,7 +118,7 @@ impl ser::Error for Never {
 
 type Done = Result<(), Never>;
 
-impl<'a> ser::Serializer for &'a mut Scan {
+impl ser::Serializer for &mut Scan {
     type Ok = ();
     type Error = Never;
     type SerializeSeq = Self;
@@ -236,7 +236,7 @@ impl<'a> ser::Serializer for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeSeq for &'a mut Scan {
+impl ser::SerializeSeq for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
@@ -247,7 +247,7 @@ impl<'a> ser::SerializeSeq for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeTuple for &'a mut Scan {
+impl ser::SerializeTuple for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
@@ -258,7 +258,7 @@ impl<'a> ser::SerializeTuple for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeTupleStruct for &'a mut Scan {
+impl ser::SerializeTupleStruct for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
@@ -269,7 +269,7 @@ impl<'a> ser::SerializeTupleStruct for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeTupleVariant for &'a mut Scan {
+impl ser::SerializeTupleVariant for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
@@ -280,7 +280,7 @@ impl<'a> ser::SerializeTupleVariant for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeMap for &'a mut Scan {
+impl ser::SerializeMap for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Done {
@@ -294,7 +294,7 @@ impl<'a> ser::SerializeMap for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeStruct for &'a mut Scan {
+impl ser::SerializeStruct for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
@@ -309,7 +309,7 @@ impl<'a> ser::SerializeStruct for &'a mut Scan {
     }
 }
 
-impl<'a> ser::SerializeStructVariant for &'a mut Scan {
+impl ser::SerializeStructVariant for &mut Scan {
     type Ok = ();
     type Error = Never;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {

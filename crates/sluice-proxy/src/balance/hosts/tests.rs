@@ -213,6 +213,37 @@ fn shared_table_counts_in_flight_and_served() {
     }
     let _primary = hosts.start_on_primary();
     assert_eq!(hosts.primary().in_flight(), 1);
+
+    let rows = hosts.rows();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (rows[0].role, rows[0].addr.as_str(), rows[0].in_flight),
+        ("primary", "127.0.0.1:5432", 1)
+    );
+    assert_eq!((rows[1].role, rows[1].state), ("replica", HostState::Down));
+    assert_eq!(rows[2].lag_seconds, Some(0.0));
+    assert_eq!(rows[2].wal_lsn, Some(Lsn(10)));
+}
+
+#[test]
+fn many_replicas_are_chosen_without_the_inline_buffer_too() {
+    let addr = |port| ReplicaAddr {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    let hosts = Hosts::new(addr(5432), (0..20).map(|i| addr(6000 + i)).collect());
+    let up = Health {
+        state: HostState::Up,
+        in_recovery: Some(true),
+        wal_lsn: Some(Lsn(10)),
+        ..Health::default()
+    };
+    hosts.replicas()[19].set_health(up);
+    assert_eq!(hosts.choose(None, &LIMITS), Choice::Replica(19));
+    assert_eq!(
+        hosts.choose(Some(Lsn(11)), &LIMITS),
+        Choice::Primary(NoReplica::NotCaughtUp)
+    );
 }
 
 #[test]
