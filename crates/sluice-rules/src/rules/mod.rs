@@ -1,0 +1,414 @@
+//! The rule kinds: one module each, and the registry table below.
+//!
+//! Rules never walk the workspace themselves (ruff's model): the engine
+//! parses every file once, then calls each rule's `check` with one
+//! application's analysed files ([`AppContext`]); the rule pushes
+//! [`Violation`]s into [`Findings`].
+
+pub mod class;
+pub mod file;
+pub mod function;
+pub mod import;
+pub mod share;
+pub mod sql;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::config::{slug, Severity};
+use crate::python::{ClassDef, PyModule, SyntaxError};
+use crate::source::Suppressions;
+use crate::workspace::App;
+
+/// The kinds of rules, as named in reports and JSON (`kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    Class,
+    Function,
+    Import,
+    File,
+    Sql,
+    Share,
+    /// Built in: a Python file that does not parse.
+    Syntax,
+}
+
+/// One line per rule kind: its YAML key and what it checks.
+pub struct KindInfo {
+    pub kind: RuleKind,
+    pub yaml_key: &'static str,
+    pub title: &'static str,
+}
+
+/// The registry: every rule kind the rules file accepts.
+pub const KINDS: &[KindInfo] = &[
+    KindInfo {
+        kind: RuleKind::Class,
+        yaml_key: "class_rules",
+        title: "Class rules",
+    },
+    KindInfo {
+        kind: RuleKind::Function,
+        yaml_key: "function_rules",
+        title: "Function rules",
+    },
+    KindInfo {
+        kind: RuleKind::Import,
+        yaml_key: "import_rules",
+        title: "Import rules",
+    },
+    KindInfo {
+        kind: RuleKind::File,
+        yaml_key: "file_rules",
+        title: "File rules",
+    },
+    KindInfo {
+        kind: RuleKind::Sql,
+        yaml_key: "sql_rules",
+        title: "SQL rules",
+    },
+    KindInfo {
+        kind: RuleKind::Share,
+        yaml_key: "share_rules",
+        title: "Share rules",
+    },
+];
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Class => "class",
+            RuleKind::Function => "function",
+            RuleKind::Import => "import",
+            RuleKind::File => "file",
+            RuleKind::Sql => "sql",
+            RuleKind::Share => "share",
+            RuleKind::Syntax => "syntax",
+        }
+    }
+}
+
+/// The id of the built-in rule reporting Python files that do not parse.
+pub const SYNTAX_RULE_ID: &str = "python-syntax";
+
+/// What every rule has, whatever its kind.
+#[derive(Debug, Clone)]
+pub struct RuleMeta {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub severity: Severity,
+    pub required: bool,
+    pub kind: RuleKind,
+    paths: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+impl RuleMeta {
+    /// Whether the rule looks at `file` (workspace-relative) given `paths` / `exclude`.
+    pub fn applies_to(&self, file: &str) -> bool {
+        self.paths.as_ref().is_none_or(|p| p.is_match(file))
+            && !self.exclude.as_ref().is_some_and(|e| e.is_match(file))
+    }
+}
+
+/// A compiled rule: shared metadata and the kind's own check.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub meta: RuleMeta,
+    pub check: RuleCheck,
+}
+
+#[derive(Debug, Clone)]
+pub enum RuleCheck {
+    Class(class::ClassRule),
+    Function(function::FunctionRule),
+    Import(import::ImportRule),
+    File(file::FileRule),
+    Sql(sql::SqlRule),
+    Share(share::ShareRule),
+}
+
+/// All rules of a rules file, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+/// Compiles a list of globs; `None` when empty.
+pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, String> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for g in globs {
+        builder.add(compile_glob(g)?);
+    }
+    builder.build().map(Some).map_err(|e| e.to_string())
+}
+
+pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, String> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
+}
+
+/// Builds the metadata from a rule entry's shared keys.
+macro_rules! meta_of {
+    ($entry:expr, $kind:expr) => {{
+        let e = &$entry;
+        let id = match &e.id {
+            Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+            Some(_) => return Err("`id` must not be empty".to_string()),
+            None => slug(&e.name),
+        };
+        if id.is_empty() {
+            return Err("`name` must contain letters or digits (or set `id`)".to_string());
+        }
+        RuleMeta {
+            id,
+            name: e.name.clone(),
+            description: e.description.clone(),
+            severity: e.severity,
+            required: e.required,
+            kind: $kind,
+            paths: glob_set(&e.paths)?,
+            exclude: glob_set(&e.exclude)?,
+        }
+    }};
+}
+
+/// A finding. `file` is workspace-relative; `line` is absent for findings
+/// about something missing (an app without a README).
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub rule_id: String,
+    pub rule: String,
+    pub kind: RuleKind,
+    pub severity: Severity,
+    pub app: String,
+    pub file: String,
+    pub line: Option<u32>,
+    #[serde(skip)]
+    pub end_line: Option<u32>,
+    pub message: String,
+}
+
+/// A file after the parse phase.
+#[derive(Debug)]
+pub enum Analysis {
+    Python(PyModule),
+    PythonError(SyntaxError),
+    Sql {
+        statements: Vec<crate::sql::Statement>,
+        suppressions: Suppressions,
+    },
+    /// Not parsed (YAML, Markdown, ...): rules that need it read it themselves.
+    Other,
+}
+
+#[derive(Debug)]
+pub struct AnalyzedFile {
+    /// Workspace-relative path.
+    pub path: String,
+    pub analysis: Analysis,
+}
+
+impl AnalyzedFile {
+    pub fn python(&self) -> Option<&PyModule> {
+        match &self.analysis {
+            Analysis::Python(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn suppressions(&self) -> Option<&Suppressions> {
+        match &self.analysis {
+            Analysis::Python(m) => Some(&m.suppressions),
+            Analysis::Sql { suppressions, .. } => Some(suppressions),
+            _ => None,
+        }
+    }
+}
+
+/// Every class defined in the workspace (apps and components), by name,
+/// for resolving inheritance across files.
+pub struct ClassIndex<'a> {
+    by_name: HashMap<&'a str, Vec<IndexedClass<'a>>>,
+}
+
+#[derive(Clone, Copy)]
+pub struct IndexedClass<'a> {
+    /// Workspace-relative file defining it.
+    pub file: &'a str,
+    pub class: &'a ClassDef,
+}
+
+impl<'a> ClassIndex<'a> {
+    pub fn build(files: impl Iterator<Item = &'a AnalyzedFile>) -> ClassIndex<'a> {
+        let mut by_name: HashMap<&str, Vec<IndexedClass>> = HashMap::new();
+        for f in files {
+            if let Some(m) = f.python() {
+                for class in &m.classes {
+                    by_name
+                        .entry(class.name.as_str())
+                        .or_default()
+                        .push(IndexedClass {
+                            file: f.path.as_str(),
+                            class,
+                        });
+                }
+            }
+        }
+        ClassIndex { by_name }
+    }
+
+    /// The definition a base named `name` (last segment) most likely refers
+    /// to from `from_file`: same file, then same folder tree, then any.
+    pub fn lookup(&self, name: &str, from_file: &str) -> Option<IndexedClass<'a>> {
+        let candidates = self.by_name.get(name)?;
+        if let Some(c) = candidates.iter().find(|c| c.file == from_file) {
+            return Some(*c);
+        }
+        let dir = from_file.rsplit_once('/').map_or("", |(d, _)| d);
+        let app_dir: String = dir.split('/').take(2).collect::<Vec<_>>().join("/");
+        candidates
+            .iter()
+            .find(|c| c.file.starts_with(&app_dir))
+            .or_else(|| candidates.first())
+            .copied()
+    }
+}
+
+/// One application's analysed files and the workspace around it.
+pub struct AppContext<'a> {
+    pub app: &'a App,
+    pub root: &'a Path,
+    pub files: Vec<&'a AnalyzedFile>,
+    pub classes: &'a ClassIndex<'a>,
+}
+
+impl<'a> AppContext<'a> {
+    /// Page files (dashboard.py, pages/*.py) the rule applies to.
+    pub fn pages<'s>(&'s self, meta: &'s RuleMeta) -> impl Iterator<Item = &'a AnalyzedFile> + 's {
+        self.files
+            .iter()
+            .copied()
+            .filter(move |f| self.app.is_page(&f.path) && meta.applies_to(&f.path))
+    }
+}
+
+/// A required file of an app and whether it was found (for the text report).
+#[derive(Debug, Clone, Serialize)]
+pub struct RequiredFile {
+    pub rule: String,
+    pub pattern: String,
+    /// The file that satisfied the rule.
+    pub found: Option<String>,
+}
+
+/// What checking one app produced.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub violations: Vec<Violation>,
+    /// Roles the app is shared with, per environment (`*` = every environment).
+    pub share_roles: Vec<(String, Vec<String>)>,
+    pub required_files: Vec<RequiredFile>,
+}
+
+impl Findings {
+    pub fn push(
+        &mut self,
+        meta: &RuleMeta,
+        app: &App,
+        file: &str,
+        lines: Option<(u32, u32)>,
+        message: String,
+    ) {
+        self.violations.push(Violation {
+            rule_id: meta.id.clone(),
+            rule: meta.name.clone(),
+            kind: meta.kind,
+            severity: meta.severity,
+            app: app.name.clone(),
+            file: file.to_string(),
+            line: lines.map(|l| l.0),
+            end_line: lines.map(|l| l.1),
+            message,
+        });
+    }
+}
+
+impl Rule {
+    pub fn class(e: crate::config::ClassRuleEntry) -> Result<Rule, String> {
+        let meta = meta_of!(e, RuleKind::Class);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Class(class::ClassRule::new(e)?),
+        })
+    }
+    pub fn function(e: crate::config::FunctionRuleEntry) -> Result<Rule, String> {
+        let meta = meta_of!(e, RuleKind::Function);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Function(function::FunctionRule::new(e)?),
+        })
+    }
+    pub fn import(e: crate::config::ImportRuleEntry) -> Result<Rule, String> {
+        let meta = meta_of!(e, RuleKind::Import);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Import(import::ImportRule::new(e)?),
+        })
+    }
+    pub fn file(e: crate::config::FileRuleEntry) -> Result<Rule, String> {
+        let meta = meta_of!(e, RuleKind::File);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::File(file::FileRule::new(e)?),
+        })
+    }
+    pub fn sql(e: crate::config::SqlRuleEntry) -> Result<Rule, String> {
+        let meta = meta_of!(e, RuleKind::Sql);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Sql(sql::SqlRule::new(e)?),
+        })
+    }
+    pub fn share(e: crate::config::ShareRuleEntry) -> Result<Rule, String> {
+        let meta = meta_of!(e, RuleKind::Share);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Share(share::ShareRule::new(e)?),
+        })
+    }
+
+    /// Runs the rule over one app.
+    pub fn check(&self, ctx: &AppContext, out: &mut Findings) {
+        match &self.check {
+            RuleCheck::Class(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::Function(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::Import(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::File(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::Sql(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::Share(r) => r.check(&self.meta, ctx, out),
+        }
+    }
+
+    /// One-line summary of what the rule demands (RULES CHECKED section).
+    pub fn summary(&self) -> String {
+        match &self.check {
+            RuleCheck::Class(r) => r.summary(),
+            RuleCheck::Function(r) => r.summary(),
+            RuleCheck::Import(r) => r.summary(),
+            RuleCheck::File(r) => r.summary(),
+            RuleCheck::Sql(r) => r.summary(),
+            RuleCheck::Share(r) => r.summary(),
+        }
+    }
+}

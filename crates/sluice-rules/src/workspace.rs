@@ -1,0 +1,181 @@
+//! The applications to check and their files.
+//!
+//! An application is every folder directly under the apps dir except
+//! `components/` (shared code, not an app) and hidden folders. Its files are
+//! everything below it, except caches and virtualenvs. Paths are kept
+//! workspace-relative with `/` separators, which is what rule globs and
+//! reports use.
+
+use std::path::{Path, PathBuf};
+
+/// Folders never descended into.
+const SKIPPED_DIRS: &[&str] = &["__pycache__", "node_modules", ".venv", "venv", ".git"];
+
+/// The folder of shared code under the apps dir.
+pub const COMPONENTS_DIR: &str = "components";
+
+/// The workspace as the checker sees it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The folder holding `sluice.yml`.
+    pub root: PathBuf,
+    /// Apps dir relative to the root (`applications`).
+    pub apps_dir: String,
+    pub apps: Vec<App>,
+    /// Python files under `<apps_dir>/components/`, workspace-relative.
+    pub component_files: Vec<String>,
+}
+
+/// One application.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    /// Workspace-relative folder (`applications/main_app`).
+    pub dir: String,
+    /// Workspace-relative files, sorted.
+    pub files: Vec<String>,
+}
+
+impl App {
+    /// The path of `file` relative to the app folder.
+    pub fn relative<'a>(&self, file: &'a str) -> &'a str {
+        file.strip_prefix(&self.dir)
+            .and_then(|r| r.strip_prefix('/'))
+            .unwrap_or(file)
+    }
+
+    /// Page files: `dashboard.py` and `pages/*.py`.
+    pub fn is_page(&self, file: &str) -> bool {
+        is_page_path(self.relative(file))
+    }
+}
+
+/// Whether an app-relative path is a page file.
+pub fn is_page_path(relative: &str) -> bool {
+    relative == "dashboard.py"
+        || relative
+            .strip_prefix("pages/")
+            .is_some_and(|r| r.ends_with(".py") && !r.contains('/') && r != "__init__.py")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Workspace {
+    /// Lists the apps under `root/apps_dir`.
+    pub fn discover(root: &Path, apps_dir: &str) -> Result<Workspace, WorkspaceError> {
+        let apps_dir = apps_dir.trim_end_matches('/').to_string();
+        let apps_path = root.join(&apps_dir);
+        let io = |path: &Path, source| WorkspaceError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut apps = Vec::new();
+        let mut component_files = Vec::new();
+        let entries = std::fs::read_dir(&apps_path).map_err(|e| io(&apps_path, e))?;
+        let mut dirs: Vec<(String, PathBuf)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&apps_path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || SKIPPED_DIRS.contains(&name.as_str()) {
+                continue;
+            }
+            if entry
+                .file_type()
+                .map_err(|e| io(&entry.path(), e))?
+                .is_dir()
+            {
+                dirs.push((name, entry.path()));
+            }
+        }
+        dirs.sort();
+        for (name, path) in dirs {
+            let dir = format!("{apps_dir}/{name}");
+            let mut files = Vec::new();
+            walk(&path, &dir, &mut files).map_err(|e| io(&path, e))?;
+            files.sort();
+            if name == COMPONENTS_DIR {
+                component_files = files.into_iter().filter(|f| f.ends_with(".py")).collect();
+            } else {
+                apps.push(App { name, dir, files });
+            }
+        }
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            apps_dir,
+            apps,
+            component_files,
+        })
+    }
+
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+}
+
+fn walk(path: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let rel_child = format!("{rel}/{name}");
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_ref()) {
+                walk(&entry.path(), &rel_child, out)?;
+            }
+        } else if kind.is_file() {
+            out.push(rel_child);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_paths() {
+        assert!(is_page_path("dashboard.py"));
+        assert!(is_page_path("pages/sales.py"));
+        assert!(!is_page_path("pages/__init__.py"));
+        assert!(!is_page_path("pages/sub/x.py"));
+        assert!(!is_page_path("helpers.py"));
+    }
+
+    #[test]
+    fn discovers_apps_but_not_components() {
+        let dir = tempfile::tempdir().unwrap();
+        let apps = dir.path().join("applications");
+        for f in [
+            "components/base_page.py",
+            "sales/dashboard.py",
+            "sales/pages/a.py",
+            "sales/__pycache__/x.pyc",
+            "hr/README.md",
+        ] {
+            let p = apps.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let ws = Workspace::discover(dir.path(), "applications").unwrap();
+        let names: Vec<_> = ws.apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["hr", "sales"]);
+        assert_eq!(
+            ws.app("sales").unwrap().files,
+            [
+                "applications/sales/dashboard.py",
+                "applications/sales/pages/a.py"
+            ]
+        );
+        assert_eq!(ws.component_files, ["applications/components/base_page.py"]);
+    }
+}
