@@ -302,6 +302,12 @@ impl HostSlot {
     fn set_health(&self, health: Health) {
         self.health.store(Arc::new(health));
     }
+
+    /// Lets other modules' tests stage a host's health.
+    #[cfg(test)]
+    pub(crate) fn set_health_for_tests(&self, health: Health) {
+        self.set_health(health);
+    }
 }
 
 /// The primary and replicas of one database, shared by the gateway's
