@@ -25,7 +25,7 @@
 //!   and SQL `PREPARE`/`EXECUTE` (session state), cursors `WITH HOLD` and
 //!   `FETCH`/`CLOSE`, `CALL`/`DO`, server-side `COPY` files, calls to
 //!   functions that are not known read-only built-ins (see
-//!   [`functions`](self::functions)), and anything that does not parse.
+//!   `classify/functions.rs`), and anything that does not parse.
 //! - A string of several statements goes to a replica only if every one
 //!   would; otherwise to the primary, with the first statement's reason.
 //! - Hints win: a `/* sluice:primary */` or `/* sluice:replica */` comment (a
