@@ -686,6 +686,11 @@ fn sluice_set(
             Some(key) if key.is_empty() => {
                 SluiceCommand::Invalid("sluice.sticky_key must not be empty".to_owned())
             }
+            // Keys are stored per gateway and in Redis: keep them small.
+            Some(key) if key.len() > MAX_STICKY_KEY => SluiceCommand::Invalid(format!(
+                "sluice.sticky_key must be at most {MAX_STICKY_KEY} bytes, got {}",
+                key.len()
+            )),
             key => SluiceCommand::SetStickyKey(key),
         },
         SluiceSetting::MinLsn => match value.map(|v| v.parse::<Lsn>()) {
@@ -698,6 +703,9 @@ fn sluice_set(
         }
     }
 }
+
+/// The longest `sluice.sticky_key` accepted, in bytes.
+pub const MAX_STICKY_KEY: usize = 256;
 
 /// The text of a one-value `SET` (`'x'`, `x`, `42`).
 fn single_value(args: &[pg_query::Node]) -> Option<String> {

@@ -415,6 +415,10 @@ fn sluice_commands_are_for_the_gateway() {
 
 #[test]
 fn bad_sluice_commands_carry_a_message() {
+    let long_key = format!(
+        "SET sluice.sticky_key = '{}'",
+        "k".repeat(MAX_STICKY_KEY + 1)
+    );
     let cases = [
         (
             "SET sluice.route = 'sideways'",
@@ -422,6 +426,7 @@ fn bad_sluice_commands_carry_a_message() {
         ),
         ("SET sluice.min_lsn = 'yesterday'", "invalid WAL position"),
         ("SET sluice.sticky_key = ''", "must not be empty"),
+        (&long_key, "at most 256 bytes, got 257"),
         (
             "SET sluice.routing = 'primary'",
             "unrecognized configuration parameter \"sluice.routing\"",
