@@ -177,6 +177,13 @@ fn checker_follows_replay_lag_and_failures() {
         chosen(&hosts, None, &limits, 6) == [Choice::Replica(0), Choice::Replica(1)]
     });
 
+    // A replica that leaves recovery (promoted) gets no more reads.
+    cluster.sql(replica1, "SELECT pg_promote()").unwrap();
+    wait_for("replica 1 seen out of recovery", limit, || {
+        hosts.replicas()[1].health().in_recovery == Some(false)
+    });
+    assert_eq!(chosen(&hosts, None, &limits, 6), [Choice::Replica(0)]);
+
     // Every replica gone: reads fall back to the primary.
     cluster.stop(&cluster.replicas()[0]).unwrap();
     cluster.stop(replica1).unwrap();

@@ -476,3 +476,72 @@ fn reasons_describe_themselves() {
     assert!(R::Write.may_write() && R::UnknownFunction.may_write() && R::Unparsable.may_write());
     assert!(!R::SessionState.may_write() && !R::Transaction.may_write());
 }
+
+/// Deterministic garbage built from SQL fragments: the classifier must never
+/// panic, and whatever does not parse must go to the primary.
+#[test]
+fn arbitrary_text_never_panics_and_unparsable_goes_to_the_primary() {
+    const PIECES: &[&str] = &[
+        "SELECT",
+        "INSERT",
+        "INTO",
+        "FROM",
+        "t",
+        "(",
+        ")",
+        ",",
+        ";",
+        "'",
+        "\"",
+        "$$",
+        "$1",
+        "/*",
+        "*/",
+        "--",
+        "\n",
+        "nextval",
+        "FOR UPDATE",
+        "WITH",
+        "AS",
+        "BEGIN",
+        "SET",
+        "sluice.route",
+        "=",
+        "1",
+        "é",
+        "\0",
+        "sluice:replica",
+        "::",
+        "[",
+        "]",
+        "E'\\",
+        "COPY",
+        "SHOW",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut unparsable = 0;
+    for _ in 0..3000 {
+        let length = (next() % 12) as usize;
+        let text: Vec<&str> = (0..length)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        let sql = text.join(" ");
+        let verdict = classify(&sql);
+        if pg_query::parse(&sql, 0).is_err() {
+            unparsable += 1;
+            if !verdict.hinted {
+                assert_eq!(verdict.route, primary(R::Unparsable), "{sql:?}");
+            }
+        }
+    }
+    assert!(
+        unparsable > 1000,
+        "the generator should mostly produce garbage: {unparsable}"
+    );
+}
