@@ -5,7 +5,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use sluice_cluster::{Cluster, ClusterSpec};
-use sluice_proxy::balance::config::{LoadBalancing, ReplicaAddr};
+use sluice_proxy::balance::config::{HostAddr, LoadBalancing};
 use sluice_proxy::balance::hosts::{
     spawn_health_checker, CheckerConfig, Choice, HostState, Hosts, Limits, NoReplica,
 };
@@ -20,8 +20,8 @@ fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn addr(port: u16) -> ReplicaAddr {
-    ReplicaAddr {
+fn addr(port: u16) -> HostAddr {
+    HostAddr {
         host: "127.0.0.1".into(),
         port,
     }

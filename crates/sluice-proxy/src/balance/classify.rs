@@ -46,7 +46,6 @@ mod functions;
 mod walk;
 
 use std::fmt;
-use std::sync::Arc;
 
 use pg_query::protobuf::{self, TransactionStmtKind, VariableSetKind};
 use pg_query::NodeEnum;
@@ -729,9 +728,6 @@ fn unknown_sluice_setting(full_name: &str) -> SluiceCommand {
          sluice.sticky_key, sluice.min_lsn, sluice.last_write_lsn and sluice.hosts)"
     ))
 }
-
-/// Shared handle for a cached verdict.
-pub type SharedClassification = Arc<Classification>;
 
 #[cfg(test)]
 mod tests;

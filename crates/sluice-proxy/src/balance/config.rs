@@ -6,7 +6,7 @@
 //! [databases.app]
 //! host = "127.0.0.1"
 //! port = 5432
-//! replicas = ["127.0.0.1:5433", "127.0.0.1:5434"]   # -> Vec<ReplicaAddr>
+//! replicas = ["127.0.0.1:5433", "127.0.0.1:5434"]   # -> Vec<HostAddr>
 //!
 //! [load_balancing]                                    # -> LoadBalancing
 //! enabled = true
@@ -180,18 +180,19 @@ impl<'de> Deserialize<'de> for StickyStoreConfig {
     }
 }
 
-/// One entry of a database's `replicas = ["host:port", ...]`.
+/// A server address: one entry of a database's `replicas = ["host:port",
+/// ...]` (also used for the primary in [`super::hosts::Hosts`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ReplicaAddr {
+pub struct HostAddr {
     /// Host name or IP address (IPv6 without the brackets).
     pub host: String,
     pub port: u16,
 }
 
-impl ReplicaAddr {
+impl HostAddr {
     /// Reads `host:port` or `[ipv6]:port`; the port is required so that a
     /// replica on the primary's host cannot silently point at the primary.
-    pub fn parse(text: &str) -> Result<ReplicaAddr, String> {
+    pub fn parse(text: &str) -> Result<HostAddr, String> {
         let expected =
             || format!("replica {text:?} must be \"host:port\", e.g. \"127.0.0.1:5433\"");
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
@@ -213,14 +214,14 @@ impl ReplicaAddr {
             Ok(port) if port != 0 => port,
             _ => return Err(format!("replica {text:?}: port must be 1-65535")),
         };
-        Ok(ReplicaAddr {
+        Ok(HostAddr {
             host: host.to_owned(),
             port,
         })
     }
 }
 
-impl fmt::Display for ReplicaAddr {
+impl fmt::Display for HostAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
@@ -230,10 +231,10 @@ impl fmt::Display for ReplicaAddr {
     }
 }
 
-impl<'de> Deserialize<'de> for ReplicaAddr {
+impl<'de> Deserialize<'de> for HostAddr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        ReplicaAddr::parse(&text).map_err(de::Error::custom)
+        HostAddr::parse(&text).map_err(de::Error::custom)
     }
 }
 
@@ -245,7 +246,7 @@ pub fn validate_replicas(
     database: &str,
     primary_host: &str,
     primary_port: u16,
-    replicas: &[ReplicaAddr],
+    replicas: &[HostAddr],
 ) -> Result<(), String> {
     for (i, replica) in replicas.iter().enumerate() {
         if replica.host == primary_host && replica.port == primary_port {
@@ -301,7 +302,7 @@ mod tests {
     #[derive(Debug, Deserialize)]
     struct Database {
         #[serde(default)]
-        replicas: Vec<ReplicaAddr>,
+        replicas: Vec<HostAddr>,
     }
 
     fn load(text: &str) -> Result<File, String> {
@@ -341,7 +342,7 @@ primary_only_users = ["background"]
         let replicas = &file.databases["app"].replicas;
         assert_eq!(
             replicas[1],
-            ReplicaAddr {
+            HostAddr {
                 host: "127.0.0.1".into(),
                 port: 5434
             }
@@ -402,16 +403,16 @@ primary_only_users = ["background"]
     #[test]
     fn replica_addresses() {
         assert_eq!(
-            ReplicaAddr::parse("db-2.internal:5433").unwrap(),
-            ReplicaAddr {
+            HostAddr::parse("db-2.internal:5433").unwrap(),
+            HostAddr {
                 host: "db-2.internal".into(),
                 port: 5433
             }
         );
-        let v6 = ReplicaAddr::parse("[::1]:6000").unwrap();
+        let v6 = HostAddr::parse("[::1]:6000").unwrap();
         assert_eq!(
             v6,
-            ReplicaAddr {
+            HostAddr {
                 host: "::1".into(),
                 port: 6000
             }
@@ -426,7 +427,7 @@ primary_only_users = ["background"]
             ("::1:5432", "in brackets"),
             ("[::1]5432", "must be \"host:port\""),
         ] {
-            let error = ReplicaAddr::parse(bad).unwrap_err();
+            let error = HostAddr::parse(bad).unwrap_err();
             assert!(error.contains(expected), "{bad}: {error}");
         }
         let error = load("[databases.app]\nreplicas = [\"nohost\"]\n").unwrap_err();
@@ -435,8 +436,8 @@ primary_only_users = ["background"]
 
     #[test]
     fn cross_checks_name_the_setting() {
-        let primary = ReplicaAddr::parse("127.0.0.1:5432").unwrap();
-        let other = ReplicaAddr::parse("127.0.0.1:5433").unwrap();
+        let primary = HostAddr::parse("127.0.0.1:5432").unwrap();
+        let other = HostAddr::parse("127.0.0.1:5433").unwrap();
         let error = validate_replicas("app", "127.0.0.1", 5432, &[primary]).unwrap_err();
         assert_eq!(
             error,

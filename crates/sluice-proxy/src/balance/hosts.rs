@@ -32,7 +32,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::config::{LoadBalancing, ReplicaAddr};
+use super::config::{HostAddr, LoadBalancing};
 use super::lsn::Lsn;
 use super::sticky::UNKNOWN_POSITION;
 
@@ -268,14 +268,14 @@ fn reason_max(a: NoReplica, b: NoReplica) -> NoReplica {
 
 /// One host in the shared table.
 pub struct HostSlot {
-    pub addr: ReplicaAddr,
+    pub addr: HostAddr,
     health: ArcSwap<Health>,
     in_flight: AtomicUsize,
     served: AtomicU64,
 }
 
 impl HostSlot {
-    fn new(addr: ReplicaAddr) -> HostSlot {
+    fn new(addr: HostAddr) -> HostSlot {
         HostSlot {
             addr,
             health: ArcSwap::from_pointee(Health::default()),
@@ -319,7 +319,7 @@ pub struct Hosts {
 }
 
 impl Hosts {
-    pub fn new(primary: ReplicaAddr, replicas: Vec<ReplicaAddr>) -> Hosts {
+    pub fn new(primary: HostAddr, replicas: Vec<HostAddr>) -> Hosts {
         Hosts {
             primary: HostSlot::new(primary),
             replicas: replicas.into_iter().map(HostSlot::new).collect(),
@@ -375,15 +375,22 @@ impl Hosts {
             .collect()
     }
 
-    /// Counts a statement on replica `index` until the guard drops (use
-    /// [`Hosts::start_on_primary`] for the primary).
-    pub fn start_on_replica(&self, index: usize) -> InFlight<'_> {
-        InFlight::new(&self.replicas[index])
+    /// Counts a statement on replica `index` until the guard drops. The
+    /// guard owns a handle to the table, so it can live in a session.
+    pub fn start_on_replica(self: &Arc<Self>, index: usize) -> InFlight {
+        InFlight::new(self.clone(), Some(index))
     }
 
     /// Counts a statement on the primary until the guard drops.
-    pub fn start_on_primary(&self) -> InFlight<'_> {
-        InFlight::new(&self.primary)
+    pub fn start_on_primary(self: &Arc<Self>) -> InFlight {
+        InFlight::new(self.clone(), None)
+    }
+
+    fn slot(&self, replica: Option<usize>) -> &HostSlot {
+        match replica {
+            Some(index) => &self.replicas[index],
+            None => &self.primary,
+        }
     }
 
     /// Takes replica `index` out of rotation at once, e.g. after the
@@ -414,21 +421,32 @@ pub struct HostRow {
 }
 
 /// A statement in flight on a host; decrements the count when dropped.
-pub struct InFlight<'a> {
-    slot: &'a HostSlot,
+pub struct InFlight {
+    hosts: Arc<Hosts>,
+    /// The replica's index, or `None` for the primary.
+    replica: Option<usize>,
 }
 
-impl<'a> InFlight<'a> {
-    fn new(slot: &'a HostSlot) -> InFlight<'a> {
+impl InFlight {
+    fn new(hosts: Arc<Hosts>, replica: Option<usize>) -> InFlight {
+        let slot = hosts.slot(replica);
         slot.in_flight.fetch_add(1, Ordering::Relaxed);
         slot.served.fetch_add(1, Ordering::Relaxed);
-        InFlight { slot }
+        InFlight { hosts, replica }
+    }
+
+    /// The replica's index, or `None` for the primary.
+    pub fn replica(&self) -> Option<usize> {
+        self.replica
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.hosts
+            .slot(self.replica)
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -641,11 +659,7 @@ const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
      extract(epoch FROM now() - pg_last_xact_replay_timestamp())";
 
 impl Probe {
-    async fn check(
-        &mut self,
-        config: &CheckerConfig,
-        addr: &ReplicaAddr,
-    ) -> Result<Sample, String> {
+    async fn check(&mut self, config: &CheckerConfig, addr: &HostAddr) -> Result<Sample, String> {
         match tokio::time::timeout(config.timeout, self.check_inner(config, addr)).await {
             Ok(Ok(sample)) => Ok(sample),
             Ok(Err(error)) => {
@@ -662,7 +676,7 @@ impl Probe {
     async fn check_inner(
         &mut self,
         config: &CheckerConfig,
-        addr: &ReplicaAddr,
+        addr: &HostAddr,
     ) -> Result<Sample, String> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.client = Some(connect(config, addr).await?);
@@ -698,7 +712,7 @@ impl Probe {
 
 async fn connect(
     config: &CheckerConfig,
-    addr: &ReplicaAddr,
+    addr: &HostAddr,
 ) -> Result<tokio_postgres::Client, String> {
     let mut pg = tokio_postgres::Config::new();
     pg.host(&addr.host)

@@ -114,11 +114,11 @@ mod tests {
 
     use super::*;
     use crate::balance::classify::classify;
-    use crate::balance::config::ReplicaAddr;
+    use crate::balance::config::HostAddr;
     use crate::balance::hosts::{Health, HostState};
 
     fn hosts(replays: &[u64]) -> Hosts {
-        let addr = |port| ReplicaAddr {
+        let addr = |port| HostAddr {
             host: "127.0.0.1".into(),
             port,
         };

@@ -162,11 +162,11 @@ fn sticky_position_excludes_replicas_that_have_not_replayed_it() {
 
 #[test]
 fn shared_table_counts_in_flight_and_served() {
-    let addr = |port| ReplicaAddr {
+    let addr = |port| HostAddr {
         host: "127.0.0.1".into(),
         port,
     };
-    let hosts = Hosts::new(addr(5432), vec![addr(5433), addr(5434)]);
+    let hosts = Arc::new(Hosts::new(addr(5432), vec![addr(5433), addr(5434)]));
     // Nothing checked yet: everything goes to the primary.
     assert_eq!(
         hosts.choose(None, &LIMITS),
@@ -188,6 +188,7 @@ fn shared_table_counts_in_flight_and_served() {
         panic!("{first:?}")
     };
     let guard = hosts.start_on_replica(busy);
+    assert_eq!(guard.replica(), Some(busy));
     assert_eq!(hosts.replicas()[busy].in_flight(), 1);
     for _ in 0..4 {
         assert_eq!(
@@ -227,7 +228,7 @@ fn shared_table_counts_in_flight_and_served() {
 
 #[test]
 fn many_replicas_are_chosen_without_the_inline_buffer_too() {
-    let addr = |port| ReplicaAddr {
+    let addr = |port| HostAddr {
         host: "127.0.0.1".into(),
         port,
     };
