@@ -47,10 +47,12 @@ fn checker_follows_replay_lag_and_failures() {
     })
     .unwrap();
     let primary = cluster.primary();
-    let hosts = Arc::new(Hosts::new(
-        addr(primary.port()),
-        cluster.replicas().iter().map(|r| addr(r.port())).collect(),
-    ));
+    // A third "replica" that accepts connections and never answers: a hung
+    // host. (The kernel completes the handshake; nobody ever reads.)
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut replicas: Vec<HostAddr> = cluster.replicas().iter().map(|r| addr(r.port())).collect();
+    replicas.push(addr(hung.local_addr().unwrap().port()));
+    let hosts = Arc::new(Hosts::new(addr(primary.port()), replicas));
     let settings = LoadBalancing {
         replica_check_interval: Duration::from_millis(100),
         max_replication_lag_bytes: 1024 * 1024,
@@ -72,12 +74,23 @@ fn checker_follows_replay_lag_and_failures() {
     // Both standbys come up, in recovery, caught up: zero lag, reads spread.
     cluster.wait_caught_up().unwrap();
     wait_for("both replicas up and caught up", limit, || {
-        hosts.replicas().iter().all(|r| {
+        hosts.replicas()[..2].iter().all(|r| {
             let h = r.health();
             h.state == HostState::Up && h.in_recovery == Some(true) && h.lag == Some(Duration::ZERO)
         })
     });
     assert_eq!(hosts.primary().health().in_recovery, Some(false));
+    wait_for("the hung host times out", limit, || {
+        hosts.replicas()[2].health().state == HostState::Down
+    });
+    let hung_health = hosts.replicas()[2].health();
+    assert!(
+        hung_health
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out")),
+        "{hung_health:?}"
+    );
     assert_eq!(
         chosen(&hosts, None, &limits, 4),
         [Choice::Replica(0), Choice::Replica(1)]
@@ -199,5 +212,6 @@ fn checker_follows_replay_lag_and_failures() {
     );
 
     checker.stop();
+    drop(hung);
     drop(runtime);
 }

@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -499,95 +499,116 @@ impl CheckerConfig {
 
 /// The running checker; stops when dropped or on [`HealthChecker::stop`].
 pub struct HealthChecker {
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl HealthChecker {
+    /// Stops every check task (the same as dropping the checker).
     pub fn stop(self) {}
 }
 
 impl Drop for HealthChecker {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
-/// Starts checking `hosts` every `config.interval`. Must run inside a Tokio
-/// runtime.
+/// Starts checking `hosts` every `config.interval`: one task per host, so
+/// a host that hangs until the timeout never delays the others' updates.
+/// Must run inside a Tokio runtime.
 pub fn spawn_health_checker(config: CheckerConfig, hosts: Arc<Hosts>) -> HealthChecker {
-    HealthChecker {
-        task: tokio::spawn(check_forever(config, hosts)),
+    let config = Arc::new(config);
+    let history = Arc::new(Mutex::new(PrimaryHistory::new(config.history)));
+    let mut tasks = vec![tokio::spawn(check_primary(
+        config.clone(),
+        hosts.clone(),
+        history.clone(),
+    ))];
+    for index in 0..hosts.replicas.len() {
+        tasks.push(tokio::spawn(check_replica(
+            config.clone(),
+            hosts.clone(),
+            index,
+            history.clone(),
+        )));
     }
+    HealthChecker { tasks }
 }
 
-async fn check_forever(config: CheckerConfig, hosts: Arc<Hosts>) {
-    let mut primary = Probe::default();
-    let mut replicas: Vec<Probe> = hosts.replicas().iter().map(|_| Probe::default()).collect();
-    let mut history = PrimaryHistory::new(config.history);
+fn ticker(config: &CheckerConfig) -> tokio::time::Interval {
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Keeps the primary's health and position history current.
+async fn check_primary(
+    config: Arc<CheckerConfig>,
+    hosts: Arc<Hosts>,
+    history: Arc<Mutex<PrimaryHistory>>,
+) {
+    let mut probe = Probe::default();
+    let mut ticker = ticker(&config);
     loop {
         ticker.tick().await;
-        check_round(&config, &hosts, &mut primary, &mut replicas, &mut history).await;
+        match probe.check(&config, &hosts.primary.addr).await {
+            Ok(sample) => {
+                if let (false, Some(lsn)) = (sample.in_recovery, sample.lsn) {
+                    lock(&history).record(Instant::now(), lsn);
+                }
+                update(&hosts.primary, sample, None, None);
+            }
+            Err(error) => mark_down(&hosts.primary, &error),
+        }
     }
 }
 
-/// One round: every host is asked at once; the primary's answer is needed
-/// to compute the replicas' lag.
-async fn check_round(
-    config: &CheckerConfig,
-    hosts: &Hosts,
-    primary_probe: &mut Probe,
-    replica_probes: &mut [Probe],
-    history: &mut PrimaryHistory,
+/// Keeps one replica's health and lag current, measured against the
+/// primary's latest sample.
+async fn check_replica(
+    config: Arc<CheckerConfig>,
+    hosts: Arc<Hosts>,
+    index: usize,
+    history: Arc<Mutex<PrimaryHistory>>,
 ) {
-    let primary_check = primary_probe.check(config, &hosts.primary.addr);
-    let replica_checks = futures_join_all(
-        replica_probes
-            .iter_mut()
-            .zip(hosts.replicas.iter())
-            .map(|(probe, slot)| probe.check(config, &slot.addr)),
-    );
-    let (primary, replicas) = tokio::join!(primary_check, replica_checks);
-    let now = Instant::now();
-
-    let primary_lsn = match primary {
-        Ok(sample) if !sample.in_recovery => {
-            let lsn = sample.lsn;
-            if let Some(lsn) = lsn {
-                history.record(now, lsn);
+    let slot = &hosts.replicas[index];
+    let mut probe = Probe::default();
+    let mut ticker = ticker(&config);
+    loop {
+        ticker.tick().await;
+        let sample = match probe.check(&config, &slot.addr).await {
+            Ok(sample) => sample,
+            Err(error) => {
+                mark_down(slot, &error);
+                continue;
             }
-            update(&hosts.primary, sample, None, None);
-            lsn
+        };
+        // The primary's position, if its last check found it up and a primary.
+        let primary = hosts.primary.health();
+        let primary_lsn = match (primary.state, primary.in_recovery) {
+            (HostState::Up, Some(false)) => primary.wal_lsn,
+            _ => None,
+        };
+        let replayed = sample.lsn;
+        let lag_bytes = primary_lsn.zip(replayed).map(|(p, r)| p.bytes_after(r));
+        let lag = match (primary_lsn, replayed) {
+            (Some(p), Some(r)) if r >= p => Some(Duration::ZERO),
+            (_, Some(r)) => lock(&history).lag(Instant::now(), r).or(sample.replay_age),
+            (_, None) => sample.replay_age,
+        };
+        if !sample.in_recovery && slot.health().in_recovery != Some(false) {
+            tracing::warn!(host = %slot.addr, "replica is not in recovery (promoted?); no reads go to it");
         }
-        Ok(sample) => {
-            // A primary in recovery cannot give a current position.
-            update(&hosts.primary, sample, None, None);
-            None
-        }
-        Err(error) => {
-            mark_down(&hosts.primary, &error);
-            None
-        }
-    };
-    for (slot, result) in hosts.replicas.iter().zip(replicas) {
-        match result {
-            Ok(sample) => {
-                let replayed = sample.lsn;
-                let lag_bytes = primary_lsn.zip(replayed).map(|(p, r)| p.bytes_after(r));
-                let lag = match (primary_lsn, replayed) {
-                    (Some(p), Some(r)) if r >= p => Some(Duration::ZERO),
-                    (_, Some(r)) => history.lag(now, r).or(sample.replay_age),
-                    (_, None) => sample.replay_age,
-                };
-                if !sample.in_recovery && slot.health().in_recovery != Some(false) {
-                    tracing::warn!(host = %slot.addr, "replica is not in recovery (promoted?); no reads go to it");
-                }
-                update(slot, sample, lag_bytes, lag);
-            }
-            Err(error) => mark_down(slot, &error),
-        }
+        update(slot, sample, lag_bytes, lag);
     }
+}
+
+/// The history is only touched by checker tasks, never on the hot path; a
+/// poisoned lock still holds valid samples.
+fn lock(history: &Mutex<PrimaryHistory>) -> std::sync::MutexGuard<'_, PrimaryHistory> {
+    history.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn update(slot: &HostSlot, sample: Sample, lag_bytes: Option<u64>, lag: Option<Duration>) {
@@ -604,36 +625,6 @@ fn update(slot: &HostSlot, sample: Sample, lag_bytes: Option<u64>, lag: Option<D
         consecutive_failures: 0,
         last_error: None,
     });
-}
-
-/// Runs futures concurrently and returns their outputs in order (a tiny
-/// `join_all`, to avoid a dependency for one call).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => all_done = false,
-                }
-            }
-        }
-        if all_done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
 }
 
 /// What one check learned.
