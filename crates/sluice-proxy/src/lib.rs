@@ -15,12 +15,15 @@
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
 //! - [`backend`]: one server connection: login (SCRAM/md5/trust) and its state.
 //! - [`cancel`]: CancelRequest routing from a client's key to its backend.
+//! - [`balance`]: load balancing building blocks (statement classification,
+//!   WAL positions, sticky store, replica health and choice).
 //!
 //! A request router (reads to replicas) and per-host pools slot in between
 //! `client` (which asks for "a server for this request") and `pool` (which
 //! hands out connections to one host): see `Session::checkout`.
 
 pub mod auth;
+pub mod balance;
 pub mod backend;
 pub mod cancel;
 pub mod client;

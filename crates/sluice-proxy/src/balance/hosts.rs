@@ -1,0 +1,786 @@
+//! Host health and replica choice.
+//!
+//! [`Hosts`] is the shared table the gateway reads on every statement: per
+//! host the last health check ([`Health`], swapped in whole through
+//! `arc-swap`, so readers never take a lock) and counters of statements in
+//! flight and served (atomics). [`choose`] is the pure decision: given each
+//! replica's state, the client's required WAL position and the lag limits,
+//! use the least busy replica that qualifies (round robin among ties) or
+//! say why the primary must serve. [`spawn_health_checker`] keeps the table
+//! fresh: every `replica_check_interval` it asks each replica and the
+//! primary for their WAL positions over its own dedicated connections.
+//!
+//! # Lag
+//! Bytes: the primary's current WAL position minus the replica's replay
+//! position. Time: `now() - pg_last_xact_replay_timestamp()` grows without
+//! bound while the primary is idle, so it is not used directly. Instead the
+//! checker keeps a short history of the primary's position; a replica that
+//! has replayed the position the primary had at time `t` is at most
+//! `now - t` behind. A replica that replayed everything is 0 behind. Only
+//! when the history does not reach back far enough do we fall back to the
+//! replay timestamp. If the primary cannot be checked, lag in bytes is
+//! unknown and only the time limit applies, so reads keep working on the
+//! replicas while the primary is in trouble.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::config::{HostAddr, LoadBalancing};
+use super::lsn::Lsn;
+use super::sticky::UNKNOWN_POSITION;
+
+/// The last known health of one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub state: HostState,
+    /// `pg_is_in_recovery()`: true for a hot standby.
+    pub in_recovery: Option<bool>,
+    /// Replica: `pg_last_wal_replay_lsn()`; primary: `pg_current_wal_lsn()`.
+    pub wal_lsn: Option<Lsn>,
+    /// Replica only: bytes of WAL behind the primary (unknown if the
+    /// primary could not be checked).
+    pub lag_bytes: Option<u64>,
+    /// Replica only: how long ago the primary was at the replayed position.
+    pub lag: Option<Duration>,
+    /// Failed checks in a row (0 when up).
+    pub consecutive_failures: u32,
+    /// Why the last check failed, for `SHOW sluice.hosts` and logs.
+    pub last_error: Option<String>,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            state: HostState::Unknown,
+            in_recovery: None,
+            wal_lsn: None,
+            lag_bytes: None,
+            lag: None,
+            consecutive_failures: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// Whether a host answered its last check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostState {
+    /// Not checked yet: not used for reads.
+    Unknown,
+    Up,
+    Down,
+}
+
+impl fmt::Display for HostState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostState::Unknown => "unknown",
+            HostState::Up => "up",
+            HostState::Down => "down",
+        })
+    }
+}
+
+/// The lag limits of `[load_balancing]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_lag_bytes: u64,
+    pub max_lag: Duration,
+}
+
+impl From<&LoadBalancing> for Limits {
+    fn from(config: &LoadBalancing) -> Limits {
+        Limits {
+            max_lag_bytes: config.max_replication_lag_bytes,
+            max_lag: config.max_replication_lag_time,
+        }
+    }
+}
+
+/// One replica as [`choose`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Answered its last check.
+    pub up: bool,
+    /// Is a standby (a promoted replica is not used for reads).
+    pub in_recovery: bool,
+    pub replay_lsn: Option<Lsn>,
+    pub lag_bytes: Option<u64>,
+    pub lag: Option<Duration>,
+    /// Statements running on it now.
+    pub in_flight: usize,
+}
+
+impl Candidate {
+    /// A replica never checked: never chosen.
+    pub const UNCHECKED: Candidate = Candidate {
+        up: false,
+        in_recovery: false,
+        replay_lsn: None,
+        lag_bytes: None,
+        lag: None,
+        in_flight: 0,
+    };
+
+    pub fn new(health: &Health, in_flight: usize) -> Candidate {
+        Candidate {
+            up: health.state == HostState::Up,
+            in_recovery: health.in_recovery == Some(true),
+            replay_lsn: health.wal_lsn,
+            lag_bytes: health.lag_bytes,
+            lag: health.lag,
+            in_flight,
+        }
+    }
+
+    fn usable(&self) -> bool {
+        self.up && self.in_recovery && self.replay_lsn.is_some()
+    }
+
+    fn within(&self, limits: &Limits) -> bool {
+        self.lag_bytes
+            .is_none_or(|bytes| bytes <= limits.max_lag_bytes)
+            && self.lag.is_none_or(|lag| lag <= limits.max_lag)
+    }
+
+    fn caught_up(&self, required: Option<Lsn>) -> bool {
+        match (required, self.replay_lsn) {
+            (None, _) => true,
+            (Some(required), Some(replayed)) => replayed >= required,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Where a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The replica at this index.
+    Replica(usize),
+    /// The primary, because no replica qualifies.
+    Primary(NoReplica),
+}
+
+/// Why no replica can serve a read, from the first unmet condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoReplica {
+    /// The database has no replicas.
+    NoneConfigured,
+    /// The sticky store could not tell the client's position.
+    StickyUnknown,
+    /// Every replica is down, unchecked or out of recovery.
+    NoneHealthy,
+    /// Every healthy replica is past the lag limits.
+    TooFarBehind,
+    /// No healthy replica has replayed the client's last write yet.
+    NotCaughtUp,
+}
+
+impl fmt::Display for NoReplica {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoReplica::NoneConfigured => "no replicas configured",
+            NoReplica::StickyUnknown => "sticky position unknown",
+            NoReplica::NoneHealthy => "no healthy replica",
+            NoReplica::TooFarBehind => "every replica is too far behind",
+            NoReplica::NotCaughtUp => "no replica has replayed the last write yet",
+        })
+    }
+}
+
+/// Picks the least busy replica that is up, in recovery, within the lag
+/// limits and at or past `required`; among equally busy ones the
+/// `turn`-th (the caller passes an ever-increasing counter, which makes
+/// ties go round robin).
+pub fn choose(
+    replicas: &[Candidate],
+    required: Option<Lsn>,
+    limits: &Limits,
+    turn: usize,
+) -> Choice {
+    if replicas.is_empty() {
+        return Choice::Primary(NoReplica::NoneConfigured);
+    }
+    if required == Some(UNKNOWN_POSITION) {
+        return Choice::Primary(NoReplica::StickyUnknown);
+    }
+    let mut reason = NoReplica::NoneHealthy;
+    let mut least_busy = usize::MAX;
+    let mut ties = 0;
+    for candidate in replicas {
+        if !candidate.usable() {
+            continue;
+        }
+        if !candidate.within(limits) {
+            reason = reason_max(reason, NoReplica::TooFarBehind);
+            continue;
+        }
+        if !candidate.caught_up(required) {
+            reason = NoReplica::NotCaughtUp;
+            continue;
+        }
+        if candidate.in_flight < least_busy {
+            least_busy = candidate.in_flight;
+            ties = 1;
+        } else if candidate.in_flight == least_busy {
+            ties += 1;
+        }
+    }
+    if ties == 0 {
+        return Choice::Primary(reason);
+    }
+    let mut pick = turn % ties;
+    for (index, candidate) in replicas.iter().enumerate() {
+        let qualifies = candidate.usable()
+            && candidate.within(limits)
+            && candidate.caught_up(required)
+            && candidate.in_flight == least_busy;
+        if qualifies {
+            if pick == 0 {
+                return Choice::Replica(index);
+            }
+            pick -= 1;
+        }
+    }
+    unreachable!("a counted tie was not found again")
+}
+
+/// The further-along of two reasons (NotCaughtUp > TooFarBehind > NoneHealthy).
+fn reason_max(a: NoReplica, b: NoReplica) -> NoReplica {
+    let rank = |r: NoReplica| match r {
+        NoReplica::NotCaughtUp => 2,
+        NoReplica::TooFarBehind => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// One host in the shared table.
+pub struct HostSlot {
+    pub addr: HostAddr,
+    health: ArcSwap<Health>,
+    in_flight: AtomicUsize,
+    served: AtomicU64,
+}
+
+impl HostSlot {
+    fn new(addr: HostAddr) -> HostSlot {
+        HostSlot {
+            addr,
+            health: ArcSwap::from_pointee(Health::default()),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// The last check's result (a cheap, lock-free snapshot).
+    pub fn health(&self) -> Arc<Health> {
+        self.health.load_full()
+    }
+
+    /// Statements running on this host now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Statements sent to this host so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    fn set_health(&self, health: Health) {
+        self.health.store(Arc::new(health));
+    }
+
+    /// Lets other modules' tests stage a host's health.
+    #[cfg(test)]
+    pub(crate) fn set_health_for_tests(&self, health: Health) {
+        self.set_health(health);
+    }
+}
+
+/// The primary and replicas of one database, shared by the gateway's
+/// sessions and the health checker.
+pub struct Hosts {
+    primary: HostSlot,
+    replicas: Box<[HostSlot]>,
+    turn: AtomicUsize,
+}
+
+impl Hosts {
+    pub fn new(primary: HostAddr, replicas: Vec<HostAddr>) -> Hosts {
+        Hosts {
+            primary: HostSlot::new(primary),
+            replicas: replicas.into_iter().map(HostSlot::new).collect(),
+            turn: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn primary(&self) -> &HostSlot {
+        &self.primary
+    }
+
+    pub fn replicas(&self) -> &[HostSlot] {
+        &self.replicas
+    }
+
+    /// Chooses where a read with this sticky requirement goes (see [`choose`]).
+    /// Lock-free, and allocation-free for up to 16 replicas.
+    pub fn choose(&self, required: Option<Lsn>, limits: &Limits) -> Choice {
+        const INLINE: usize = 16;
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let candidate = |slot: &HostSlot| Candidate::new(&slot.health.load(), slot.in_flight());
+        if self.replicas.len() <= INLINE {
+            let mut buffer = [Candidate::UNCHECKED; INLINE];
+            for (entry, slot) in buffer.iter_mut().zip(self.replicas.iter()) {
+                *entry = candidate(slot);
+            }
+            choose(&buffer[..self.replicas.len()], required, limits, turn)
+        } else {
+            let candidates: Vec<Candidate> = self.replicas.iter().map(candidate).collect();
+            choose(&candidates, required, limits, turn)
+        }
+    }
+
+    /// One row per host (primary first) for `SHOW sluice.hosts`.
+    pub fn rows(&self) -> Vec<HostRow> {
+        let row = |role: &'static str, slot: &HostSlot| {
+            let health = slot.health();
+            HostRow {
+                role,
+                addr: slot.addr.to_string(),
+                state: health.state,
+                in_recovery: health.in_recovery,
+                wal_lsn: health.wal_lsn,
+                lag_bytes: health.lag_bytes,
+                lag_seconds: health.lag.map(|lag| lag.as_secs_f64()),
+                in_flight: slot.in_flight(),
+                served: slot.served(),
+                last_error: health.last_error.clone(),
+            }
+        };
+        std::iter::once(row("primary", &self.primary))
+            .chain(self.replicas.iter().map(|slot| row("replica", slot)))
+            .collect()
+    }
+
+    /// Counts a statement on replica `index` until the guard drops. The
+    /// guard owns a handle to the table, so it can live in a session.
+    pub fn start_on_replica(self: &Arc<Self>, index: usize) -> InFlight {
+        InFlight::new(self.clone(), Some(index))
+    }
+
+    /// Counts a statement on the primary until the guard drops.
+    pub fn start_on_primary(self: &Arc<Self>) -> InFlight {
+        InFlight::new(self.clone(), None)
+    }
+
+    fn slot(&self, replica: Option<usize>) -> &HostSlot {
+        match replica {
+            Some(index) => &self.replicas[index],
+            None => &self.primary,
+        }
+    }
+
+    /// Takes replica `index` out of rotation at once, e.g. after the
+    /// gateway failed to connect to it; the next successful check brings
+    /// it back.
+    pub fn mark_replica_down(&self, index: usize, error: &str) {
+        mark_down(&self.replicas[index], error);
+    }
+}
+
+/// One host as `SHOW sluice.hosts` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    /// `"primary"` or `"replica"`.
+    pub role: &'static str,
+    /// `host:port`.
+    pub addr: String,
+    pub state: HostState,
+    pub in_recovery: Option<bool>,
+    /// Replay position (replica) or current position (primary).
+    pub wal_lsn: Option<Lsn>,
+    pub lag_bytes: Option<u64>,
+    pub lag_seconds: Option<f64>,
+    pub in_flight: usize,
+    /// Statements served so far.
+    pub served: u64,
+    pub last_error: Option<String>,
+}
+
+/// A statement in flight on a host; decrements the count when dropped.
+pub struct InFlight {
+    hosts: Arc<Hosts>,
+    /// The replica's index, or `None` for the primary.
+    replica: Option<usize>,
+}
+
+impl InFlight {
+    fn new(hosts: Arc<Hosts>, replica: Option<usize>) -> InFlight {
+        let slot = hosts.slot(replica);
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        slot.served.fetch_add(1, Ordering::Relaxed);
+        InFlight { hosts, replica }
+    }
+
+    /// The replica's index, or `None` for the primary.
+    pub fn replica(&self) -> Option<usize> {
+        self.replica
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.hosts
+            .slot(self.replica)
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn mark_down(slot: &HostSlot, error: &str) {
+    let previous = slot.health();
+    if previous.state != HostState::Down {
+        tracing::warn!(host = %slot.addr, "host is down: {error}");
+    }
+    slot.set_health(Health {
+        state: HostState::Down,
+        consecutive_failures: previous.consecutive_failures.saturating_add(1),
+        last_error: Some(error.to_owned()),
+        ..Health::default()
+    });
+}
+
+/// How the health checker logs in and how often it checks.
+#[derive(Debug, Clone)]
+pub struct CheckerConfig {
+    /// `replica_check_interval`.
+    pub interval: Duration,
+    /// A check (connect + query) slower than this counts as failed.
+    pub timeout: Duration,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+    /// How far back the primary's position history reaches; should cover
+    /// `max_replication_lag_time`.
+    pub history: Duration,
+}
+
+impl CheckerConfig {
+    /// Interval and history from `[load_balancing]`, a 2 s timeout.
+    pub fn new(
+        config: &LoadBalancing,
+        user: &str,
+        password: Option<&str>,
+        dbname: &str,
+    ) -> CheckerConfig {
+        CheckerConfig {
+            interval: config.replica_check_interval,
+            timeout: Duration::from_secs(2).max(config.replica_check_interval),
+            user: user.to_owned(),
+            password: password.map(str::to_owned),
+            dbname: dbname.to_owned(),
+            history: config.max_replication_lag_time + Duration::from_secs(1),
+        }
+    }
+}
+
+/// The running checker; stops when dropped or on [`HealthChecker::stop`].
+pub struct HealthChecker {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl HealthChecker {
+    /// Stops every check task (the same as dropping the checker).
+    pub fn stop(self) {}
+}
+
+impl Drop for HealthChecker {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts checking `hosts` every `config.interval`: one task per host, so
+/// a host that hangs until the timeout never delays the others' updates.
+/// Must run inside a Tokio runtime.
+pub fn spawn_health_checker(config: CheckerConfig, hosts: Arc<Hosts>) -> HealthChecker {
+    let config = Arc::new(config);
+    let history = Arc::new(Mutex::new(PrimaryHistory::new(config.history)));
+    let mut tasks = vec![tokio::spawn(check_primary(
+        config.clone(),
+        hosts.clone(),
+        history.clone(),
+    ))];
+    for index in 0..hosts.replicas.len() {
+        tasks.push(tokio::spawn(check_replica(
+            config.clone(),
+            hosts.clone(),
+            index,
+            history.clone(),
+        )));
+    }
+    HealthChecker { tasks }
+}
+
+fn ticker(config: &CheckerConfig) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Keeps the primary's health and position history current.
+async fn check_primary(
+    config: Arc<CheckerConfig>,
+    hosts: Arc<Hosts>,
+    history: Arc<Mutex<PrimaryHistory>>,
+) {
+    let mut probe = Probe::default();
+    let mut ticker = ticker(&config);
+    loop {
+        ticker.tick().await;
+        match probe.check(&config, &hosts.primary.addr).await {
+            Ok(sample) => {
+                if let (false, Some(lsn)) = (sample.in_recovery, sample.lsn) {
+                    lock(&history).record(Instant::now(), lsn);
+                }
+                update(&hosts.primary, sample, None, None);
+            }
+            Err(error) => mark_down(&hosts.primary, &error),
+        }
+    }
+}
+
+/// Keeps one replica's health and lag current, measured against the
+/// primary's latest sample.
+async fn check_replica(
+    config: Arc<CheckerConfig>,
+    hosts: Arc<Hosts>,
+    index: usize,
+    history: Arc<Mutex<PrimaryHistory>>,
+) {
+    let slot = &hosts.replicas[index];
+    let mut probe = Probe::default();
+    let mut ticker = ticker(&config);
+    loop {
+        ticker.tick().await;
+        let sample = match probe.check(&config, &slot.addr).await {
+            Ok(sample) => sample,
+            Err(error) => {
+                mark_down(slot, &error);
+                continue;
+            }
+        };
+        // The primary's position, if its last check found it up and a primary.
+        let primary = hosts.primary.health();
+        let primary_lsn = match (primary.state, primary.in_recovery) {
+            (HostState::Up, Some(false)) => primary.wal_lsn,
+            _ => None,
+        };
+        let replayed = sample.lsn;
+        let lag_bytes = primary_lsn.zip(replayed).map(|(p, r)| p.bytes_after(r));
+        let lag = match (primary_lsn, replayed) {
+            (Some(p), Some(r)) if r >= p => Some(Duration::ZERO),
+            (_, Some(r)) => lock(&history).lag(Instant::now(), r).or(sample.replay_age),
+            (_, None) => sample.replay_age,
+        };
+        if !sample.in_recovery && slot.health().in_recovery != Some(false) {
+            tracing::warn!(host = %slot.addr, "replica is not in recovery (promoted?); no reads go to it");
+        }
+        update(slot, sample, lag_bytes, lag);
+    }
+}
+
+/// The history is only touched by checker tasks, never on the hot path; a
+/// poisoned lock still holds valid samples.
+fn lock(history: &Mutex<PrimaryHistory>) -> std::sync::MutexGuard<'_, PrimaryHistory> {
+    history.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn update(slot: &HostSlot, sample: Sample, lag_bytes: Option<u64>, lag: Option<Duration>) {
+    let previous = slot.health();
+    if previous.state == HostState::Down {
+        tracing::info!(host = %slot.addr, "host is up again");
+    }
+    slot.set_health(Health {
+        state: HostState::Up,
+        in_recovery: Some(sample.in_recovery),
+        wal_lsn: sample.lsn,
+        lag_bytes,
+        lag,
+        consecutive_failures: 0,
+        last_error: None,
+    });
+}
+
+/// What one check learned.
+struct Sample {
+    in_recovery: bool,
+    /// Replay position (standby) or current position (primary).
+    lsn: Option<Lsn>,
+    /// `now() - pg_last_xact_replay_timestamp()` on a standby.
+    replay_age: Option<Duration>,
+}
+
+/// The checker's own connection to one host, reopened after any failure.
+#[derive(Default)]
+struct Probe {
+    client: Option<tokio_postgres::Client>,
+}
+
+/// One query for both roles: a standby reports its replay position, a
+/// primary its current position (the CASE keeps `pg_current_wal_lsn()`,
+/// which fails during recovery, from running on a standby).
+const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
+     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, \
+     extract(epoch FROM now() - pg_last_xact_replay_timestamp())";
+
+impl Probe {
+    async fn check(&mut self, config: &CheckerConfig, addr: &HostAddr) -> Result<Sample, String> {
+        match tokio::time::timeout(config.timeout, self.check_inner(config, addr)).await {
+            Ok(Ok(sample)) => Ok(sample),
+            Ok(Err(error)) => {
+                self.client = None;
+                Err(error)
+            }
+            Err(_) => {
+                self.client = None;
+                Err(format!("health check timed out after {:?}", config.timeout))
+            }
+        }
+    }
+
+    async fn check_inner(
+        &mut self,
+        config: &CheckerConfig,
+        addr: &HostAddr,
+    ) -> Result<Sample, String> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = Some(connect(config, addr).await?);
+        }
+        let client = self.client.as_ref().expect("connected above");
+        let messages = client
+            .simple_query(CHECK_SQL)
+            .await
+            .map_err(|e| describe(&e))?;
+        let row = messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .ok_or("health check returned no row")?;
+        let in_recovery = row.get(0) == Some("t");
+        let lsn = match row.get(1) {
+            Some(text) => Some(text.parse::<Lsn>().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let replay_age = row
+            .get(2)
+            .and_then(|text| text.parse::<f64>().ok())
+            .map(|seconds| Duration::from_secs_f64(seconds.max(0.0)));
+        Ok(Sample {
+            in_recovery,
+            lsn,
+            replay_age,
+        })
+    }
+}
+
+async fn connect(
+    config: &CheckerConfig,
+    addr: &HostAddr,
+) -> Result<tokio_postgres::Client, String> {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&addr.host)
+        .port(addr.port)
+        .user(&config.user)
+        .dbname(&config.dbname)
+        .application_name("sluice-health-check")
+        .connect_timeout(config.timeout);
+    if let Some(password) = &config.password {
+        pg.password(password);
+    }
+    let (client, connection) = pg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| describe(&e))?;
+    // The connection task ends when the client is dropped or the server goes away.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// tokio-postgres's Display hides the server's message behind "db error".
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+/// Recent positions of the primary, to turn a replay position into a time.
+struct PrimaryHistory {
+    samples: VecDeque<(Instant, Lsn)>,
+    reach: Duration,
+}
+
+impl PrimaryHistory {
+    fn new(reach: Duration) -> PrimaryHistory {
+        PrimaryHistory {
+            samples: VecDeque::new(),
+            reach,
+        }
+    }
+
+    fn record(&mut self, now: Instant, lsn: Lsn) {
+        // Keep one sample older than `reach`, so the history always covers it.
+        while self.samples.len() >= 2 && now.duration_since(self.samples[1].0) > self.reach {
+            self.samples.pop_front();
+        }
+        // An unchanged position only needs its first sample (idle primary).
+        if self.samples.back().is_none_or(|&(_, last)| last != lsn) {
+            self.samples.push_back((now, lsn));
+        }
+    }
+
+    /// How long ago the primary was last at or before `replayed`, i.e. the
+    /// replica is at most this far behind. `None` if the history does not
+    /// reach back to `replayed`.
+    fn lag(&self, now: Instant, replayed: Lsn) -> Option<Duration> {
+        // The newest sample the replica has fully replayed; the primary
+        // moved past it at the time of the following sample.
+        let Some(position) = self.samples.iter().rposition(|&(_, lsn)| lsn <= replayed) else {
+            // Behind every sample: at least as old as the oldest, which
+            // tells something only once the history spans its full reach.
+            let &(oldest, _) = self.samples.front()?;
+            let age = now.duration_since(oldest);
+            return (age >= self.reach).then_some(age);
+        };
+        match self.samples.get(position + 1) {
+            Some(&(moved_at, _)) => Some(now.duration_since(moved_at)),
+            None => Some(Duration::ZERO),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
