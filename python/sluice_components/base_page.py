@@ -40,6 +40,10 @@ import streamlit as st
 POSTGRES_URL_VARIABLE = "SLUICE_POSTGRES_URL"
 """The variable holding the local PostgreSQL URL (set by `sluice run/test`)."""
 
+REQUIRE_DATA_VARIABLE = "SLUICE_REQUIRE_DATA"
+"""Set to `1` by `sluice test --require-data`: a page that cannot reach its
+data then fails instead of showing its fallback."""
+
 CONNECT_TIMEOUT_SECONDS = 5
 
 READ_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "EXPLAIN", "VALUES", "TABLE"})
@@ -77,6 +81,13 @@ class QueryRefused(ValueError):
 
 class DataSourceUnavailable(RuntimeError):
     """There is no database to query: not in Snowflake, no local URL, or unreachable."""
+
+
+class DataRequired(RuntimeError):
+    """The data source is unavailable while `SLUICE_REQUIRE_DATA=1`.
+
+    Deliberately not a `DataSourceUnavailable`, so a page's fallback for a
+    missing database does not catch it and the page's test fails."""
 
 
 def check_read_only(sql: str) -> None:
@@ -228,9 +239,18 @@ class BasePage:
         """Runs one read-only statement and returns its rows.
 
         Raises `QueryRefused` for anything but a read, and
-        `DataSourceUnavailable` when there is no database to ask.
+        `DataSourceUnavailable` when there is no database to ask (or
+        `DataRequired` then, under `sluice test --require-data`).
         """
         check_read_only(sql)
+        try:
+            return self._query(sql, params)
+        except DataSourceUnavailable as reason:
+            if os.environ.get(REQUIRE_DATA_VARIABLE) == "1":
+                raise DataRequired(f"{REQUIRE_DATA_VARIABLE}=1 and {reason}") from None
+            raise
+
+    def _query(self, sql: str, params: Params) -> pd.DataFrame:
         url = os.environ.get(POSTGRES_URL_VARIABLE)
         if url:
             return _postgres_query(url, sql, params)

@@ -8,6 +8,7 @@ import pytest
 from sluice_components import base_page
 from sluice_components.base_page import (
     BasePage,
+    DataRequired,
     DataSourceUnavailable,
     QueryRefused,
     redact_url,
@@ -58,6 +59,21 @@ def test_no_data_source_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> 
     assert str(missing.value) == (
         "SLUICE_POSTGRES_URL is not set (sluice run and sluice test set it from the "
         "`local` environment in sluice.yml) and this is not Snowflake"
+    )
+
+
+def test_require_data_turns_a_missing_database_into_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv(base_page.POSTGRES_URL_VARIABLE, f"postgresql://u:pw@127.0.0.1:{port}/db")
+    monkeypatch.setenv(base_page.REQUIRE_DATA_VARIABLE, "1")
+    with pytest.raises(DataRequired) as required:
+        Page().query("SELECT 1")
+    # A page's `except DataSourceUnavailable` fallback must not swallow it.
+    assert not isinstance(required.value, DataSourceUnavailable)
+    assert str(required.value).startswith(
+        "SLUICE_REQUIRE_DATA=1 and cannot connect to the local database at "
     )
 
 

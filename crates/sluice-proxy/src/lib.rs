@@ -23,8 +23,8 @@
 //! hands out connections to one host): see `Session::checkout`.
 
 pub mod auth;
-pub mod balance;
 pub mod backend;
+pub mod balance;
 pub mod cancel;
 pub mod client;
 pub mod config;

@@ -204,6 +204,30 @@ fn pages_see_the_apps_folder_and_the_local_database_url() {
 }
 
 #[test]
+fn require_data_fails_pages_that_cannot_reach_their_database() {
+    let (_dir, root) = workspace();
+    // Nothing listens on the closed port: the example dashboard shows its fallback...
+    let closed = format!("postgresql://app:app@127.0.0.1:{}/app", free_port());
+    let result = run(sluice(&root)
+        .args(["test", "main_app"])
+        .env("SLUICE_POSTGRES_URL", &closed));
+    assert_eq!(result.code, 0, "{}\n{}", result.stdout, result.stderr);
+    // ...which `--require-data` turns into a failure naming the database.
+    let result = run(sluice(&root)
+        .args(["test", "main_app", "--require-data"])
+        .env("SLUICE_POSTGRES_URL", &closed));
+    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
+    assert!(
+        result.stdout.contains("FAIL main_app/dashboard.py")
+            && result.stdout.contains(
+                "DataRequired: SLUICE_REQUIRE_DATA=1 and cannot connect to the local database"
+            ),
+        "{}",
+        result.stdout
+    );
+}
+
+#[test]
 fn commands_work_from_a_subfolder() {
     let (_dir, root) = workspace();
     let pages = root.join("applications/main_app/pages");

@@ -64,6 +64,10 @@ pub struct TestArgs {
     /// Seconds each page may run before it counts as failed.
     #[arg(long, default_value_t = DEFAULT_PAGE_TIMEOUT)]
     pub timeout: u32,
+    /// Fail pages that cannot reach their data (`SLUICE_REQUIRE_DATA=1`) instead of letting
+    /// them show their fallback: for CI and local runs that have a database.
+    #[arg(long)]
+    pub require_data: bool,
 }
 
 /// The workspace around the current folder. A `sluice.yml` that cannot be
@@ -238,6 +242,10 @@ pub fn test(args: TestArgs) -> CmdResult {
         );
     }
     let python = Python::resolve(&workspace);
+    if args.require_data {
+        // Single-threaded here; the page runner inherits it.
+        std::env::set_var("SLUICE_REQUIRE_DATA", "1");
+    }
     println!(
         "Testing {page_count} page{} in {} app{} with {} (environment local)",
         plural(page_count),

@@ -11,6 +11,8 @@ use clap::Args;
 
 use super::{check, workspace, CmdResult};
 
+mod gateway;
+
 /// A file `sluice demo` leaves in its workspace, so that a later run may replace the folder
 /// without ever deleting something the user made.
 const DEMO_MARKER: &str = ".sluice-demo";
@@ -27,7 +29,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     use_project_python();
 
     step(
-        "1/3",
+        "1/6",
         "create a workspace with an example app, a new app and a new page",
     );
     workspace::init(workspace::InitArgs {
@@ -46,7 +48,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         page: "analytics".into(),
     })?;
 
-    step("2/3", "check every app against compliance/rules.yml");
+    step("2/6", "check every app against compliance/rules.yml");
     let checked = check::run(check::CheckArgs {
         format: "text".into(),
         output: None,
@@ -59,19 +61,57 @@ pub fn run(args: DemoArgs) -> CmdResult {
     }
 
     step(
-        "3/3",
+        "3/6",
         "run every page of every app headlessly with Streamlit's AppTest",
     );
     let tested = workspace::test(workspace::TestArgs {
         app: None,
         timeout: 60,
+        require_data: false,
     })?;
     if tested != ExitCode::SUCCESS {
         return Err(anyhow!("a demo page failed its AppTest run").into());
     }
 
+    step(
+        "4/6",
+        "start a local PostgreSQL primary with two hot standbys (pg_basebackup -R)",
+    );
+    gateway::flush();
+    let cluster = gateway::start_cluster()?;
+
+    step(
+        "5/6",
+        "serve it through the gateway: `sluice proxy --config demo/gateway/sluice-proxy.toml`",
+    );
+    let proxy = gateway::start_gateway(&cluster, &dir.join("gateway"))?;
+    println!(
+        "  gateway listening on 127.0.0.1:{} (log: {})",
+        proxy.port,
+        proxy.log.display()
+    );
+    // The apps' `local` environment reads through the gateway.
+    std::env::set_var("SLUICE_POSTGRES_URL", gateway::gateway_url(&proxy));
+    // `--require-data`: a page that cannot read through the gateway fails instead of
+    // falling back to its "no live data" message.
+    let tested = workspace::test(workspace::TestArgs {
+        app: Some("main_app".into()),
+        timeout: 60,
+        require_data: true,
+    })?;
+    if tested != ExitCode::SUCCESS {
+        return Err(anyhow!("main_app failed reading through the gateway").into());
+    }
+
+    step(
+        "6/6",
+        "a short workload: pooling, read routing and sticky reads",
+    );
+    gateway::run_workload(&cluster, &proxy)?;
+
     println!();
     println!("Demo workspace ready in {}", dir.display());
+    println!("The cluster and the gateway stop now; `sluice proxy --config {}` serves the same settings.", proxy.config.display());
     Ok(ExitCode::SUCCESS)
 }
 
