@@ -304,17 +304,10 @@ async fn sticky_reads(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Re
             )
             .await?
             .get(0);
-        let row = client
-            .query_one(
-                "SELECT count(*), inet_server_port() FROM sales WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-        let (seen, port): (i64, i32) = (row.get(0), row.get(1));
+        let (seen, served_by) = read_back(cluster, &client, id).await?;
         println!(
-            "  -> wrote sale {id}; the same client read it back: {} (served by {})",
-            if seen == 1 { "visible" } else { "MISSING" },
-            node_name(cluster, port as u16)
+            "  -> wrote sale {id}; the same client read it back: {} (served by {served_by})",
+            visibility(seen)
         );
         let stale = stale_on(cluster, &cluster.replicas()[0], id)?;
         println!(
@@ -322,7 +315,7 @@ async fn sticky_reads(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Re
             cluster.replicas()[0].name(),
             if stale { "lacks" } else { "has" }
         );
-        if seen != 1 {
+        if !seen {
             bail!("sticky read did not see the client's own write");
         }
         anyhow::Ok((client, id))
@@ -335,19 +328,32 @@ async fn sticky_reads(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Re
     cluster.wait_caught_up()?;
     // Give the gateway's health check (every 0.1 s) time to see the new replay positions.
     tokio::time::sleep(Duration::from_millis(400)).await;
+    let (seen, served_by) = read_back(cluster, &client, id).await?;
+    println!(
+        "  -> replay resumed and caught up: the read is {} and served by {served_by}",
+        visibility(seen)
+    );
+    Ok(())
+}
+
+/// Reads sale `id` back: whether it is there, and which node served the read.
+async fn read_back(cluster: &Cluster, client: &Client, id: i64) -> anyhow::Result<(bool, String)> {
     let row = client
         .query_one(
             "SELECT count(*), inet_server_port() FROM sales WHERE id = $1",
             &[&id],
         )
         .await?;
-    let (seen, port): (i64, i32) = (row.get(0), row.get(1));
-    println!(
-        "  -> replay resumed and caught up: the read is {} and served by {}",
-        if seen == 1 { "visible" } else { "MISSING" },
-        node_name(cluster, port as u16)
-    );
-    Ok(())
+    let (count, port): (i64, i32) = (row.get(0), row.get(1));
+    Ok((count == 1, node_name(cluster, port as u16)))
+}
+
+fn visibility(seen: bool) -> &'static str {
+    if seen {
+        "visible"
+    } else {
+        "MISSING"
+    }
 }
 
 fn stale_on(cluster: &Cluster, replica: &Node, id: i64) -> anyhow::Result<bool> {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::{check, workspace, CmdResult};
+use super::{check, workspace, CliError, CmdResult};
 
 mod gateway;
 
@@ -64,14 +64,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         "3/6",
         "run every page of every app headlessly with Streamlit's AppTest",
     );
-    let tested = workspace::test(workspace::TestArgs {
-        app: None,
-        timeout: 60,
-        require_data: false,
-    })?;
-    if tested != ExitCode::SUCCESS {
-        return Err(anyhow!("a demo page failed its AppTest run").into());
-    }
+    test_pages(None, false, "a demo page failed its AppTest run")?;
 
     step(
         "4/6",
@@ -94,14 +87,11 @@ pub fn run(args: DemoArgs) -> CmdResult {
     std::env::set_var("SLUICE_POSTGRES_URL", gateway::gateway_url(&proxy));
     // `--require-data`: a page that cannot read through the gateway fails instead of
     // falling back to its "no live data" message.
-    let tested = workspace::test(workspace::TestArgs {
-        app: Some("main_app".into()),
-        timeout: 60,
-        require_data: true,
-    })?;
-    if tested != ExitCode::SUCCESS {
-        return Err(anyhow!("main_app failed reading through the gateway").into());
-    }
+    test_pages(
+        Some("main_app"),
+        true,
+        "main_app failed reading through the gateway",
+    )?;
 
     step(
         "6/6",
@@ -113,6 +103,19 @@ pub fn run(args: DemoArgs) -> CmdResult {
     println!("Demo workspace ready in {}", dir.display());
     println!("The cluster and the gateway stop now; `sluice proxy --config {}` serves the same settings.", proxy.config.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice test` on the demo workspace; `failure` names what a failing page means here.
+fn test_pages(app: Option<&str>, require_data: bool, failure: &str) -> Result<(), CliError> {
+    let tested = workspace::test(workspace::TestArgs {
+        app: app.map(str::to_string),
+        timeout: 60,
+        require_data,
+    })?;
+    if tested != ExitCode::SUCCESS {
+        return Err(anyhow!("{failure}").into());
+    }
+    Ok(())
 }
 
 fn step(number: &str, what: &str) {
