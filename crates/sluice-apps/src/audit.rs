@@ -166,7 +166,9 @@ pub fn filter<'a>(
 
 /// `sluice audit`'s table.
 pub fn render_table(entries: &[&AuditEntry]) -> String {
-    let header = ["TIME", "ACTOR", "COMMIT", "ENV", "APP", "ACTION", "RESULT", "COMMANDS", "DIGEST"];
+    let header = [
+        "TIME", "ACTOR", "COMMIT", "ENV", "APP", "ACTION", "RESULT", "COMMANDS", "DIGEST",
+    ];
     let rows: Vec<[String; 9]> = entries
         .iter()
         .map(|e| {

@@ -67,7 +67,12 @@ pub fn inventory(ws: &Workspace, history: &[AuditEntry]) -> Vec<AppInfo> {
             let pages = app
                 .pages
                 .iter()
-                .map(|p| p.strip_prefix(&app.dir).unwrap_or(p).to_string_lossy().into_owned())
+                .map(|p| {
+                    p.strip_prefix(&app.dir)
+                        .unwrap_or(p)
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect();
             let mut shared = BTreeMap::new();
             for env in &envs {
@@ -137,7 +142,14 @@ fn compliance(ws: &Workspace) -> BTreeMap<String, Compliance> {
 
 /// `sluice apps`' table: one line per app.
 pub fn render_table(apps: &[AppInfo]) -> String {
-    let header = ["APP", "PAGES", "OWNERS", "SHARED WITH", "CHECK", "LAST DEPLOY"];
+    let header = [
+        "APP",
+        "PAGES",
+        "OWNERS",
+        "SHARED WITH",
+        "CHECK",
+        "LAST DEPLOY",
+    ];
     let rows: Vec<[String; 6]> = apps
         .iter()
         .map(|a| {
@@ -167,7 +179,11 @@ pub fn render_table(apps: &[AppInfo]) -> String {
                 a.last_deploy
                     .iter()
                     .map(|(env, d)| {
-                        let failed = if d.result == "succeeded" { "" } else { " FAILED" };
+                        let failed = if d.result == "succeeded" {
+                            ""
+                        } else {
+                            " FAILED"
+                        };
                         format!(
                             "{env}: {} {}@{}{failed}",
                             d.time,
@@ -217,12 +233,21 @@ impl CodeOwners {
         let mut rules = Vec::new();
         for line in text.lines() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('[') || line.starts_with("^[") {
+            if line.is_empty()
+                || line.starts_with('#')
+                || line.starts_with('[')
+                || line.starts_with("^[")
+            {
                 continue;
             }
             let mut words = line.split_whitespace();
-            let Some(pattern) = words.next() else { continue };
-            let owners: Vec<String> = words.take_while(|w| !w.starts_with('#')).map(str::to_string).collect();
+            let Some(pattern) = words.next() else {
+                continue;
+            };
+            let owners: Vec<String> = words
+                .take_while(|w| !w.starts_with('#'))
+                .map(str::to_string)
+                .collect();
             if let Some(set) = pattern_globs(pattern) {
                 rules.push((set, owners));
             }

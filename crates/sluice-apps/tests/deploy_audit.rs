@@ -20,7 +20,12 @@ fn entry(app: &str, env: &str, commit: &str, result: &str) -> AuditEntry {
         result: result.into(),
         outcomes: vec![Outcome {
             command: "snow streamlit deploy x".into(),
-            status: if result == "succeeded" { "ok" } else { "failed" }.into(),
+            status: if result == "succeeded" {
+                "ok"
+            } else {
+                "failed"
+            }
+            .into(),
             exit_code: Some(if result == "succeeded" { 0 } else { 1 }),
         }],
     }
@@ -56,7 +61,10 @@ fn entries_round_trip_and_filter() {
         audit::last_success(&read.entries, "sales_dashboard", "test").map(|e| e.commit.as_str()),
         Some("c1")
     );
-    assert_eq!(audit::last_deployed_commit(&read.entries, "test"), Some("c2"));
+    assert_eq!(
+        audit::last_deployed_commit(&read.entries, "test"),
+        Some("c2")
+    );
     assert_eq!(audit::last_deployed_commit(&read.entries, "staging"), None);
 
     let table = audit::render_table(&sales_test);
@@ -95,8 +103,9 @@ fn a_corrupt_line_is_reported_with_its_number_and_skipped() {
         read.problems[0]
     );
     assert!(
-        read.problems[1]
-            .starts_with(".sluice/audit.jsonl:4: corrupt audit entry skipped (missing field `time`"),
+        read.problems[1].starts_with(
+            ".sluice/audit.jsonl:4: corrupt audit entry skipped (missing field `time`"
+        ),
         "{}",
         read.problems[1]
     );

@@ -100,7 +100,9 @@ fn an_unknown_revision_is_a_one_line_error() {
     );
     assert!(!err.contains('\n'), "{err}");
     assert_eq!(
-        changed_apps(&ws, "--output=/tmp/x").unwrap_err().to_string(),
+        changed_apps(&ws, "--output=/tmp/x")
+            .unwrap_err()
+            .to_string(),
         "`--output=/tmp/x` is not a git revision"
     );
 }

@@ -202,9 +202,12 @@ fn a_changed_app_gets_a_new_digest_and_names_the_last_deploy() {
     write(
         &ws,
         "applications/sales_dashboard/pages/analytics.py",
-        &fs::read_to_string(ws.root().join("applications/sales_dashboard/pages/analytics.py"))
-            .unwrap()
-            .replace("title=\"Analytics\"", "title=\"Regional analytics\""),
+        &fs::read_to_string(
+            ws.root()
+                .join("applications/sales_dashboard/pages/analytics.py"),
+        )
+        .unwrap()
+        .replace("title=\"Analytics\"", "title=\"Regional analytics\""),
     );
     fs::remove_file(ws.root().join("applications/sales_dashboard/README.md")).unwrap();
     let changed = deploy::plan_deploy(&ws, "sales_dashboard", "test", &history).unwrap();
@@ -329,7 +332,9 @@ fn an_unknown_environment_is_a_clear_error() {
 fn an_app_failing_check_is_refused_in_every_environment() {
     let (_dir, ws) = workspace();
     // A page that writes data breaks the select-only rule (an error).
-    let page = ws.root().join("applications/sales_dashboard/pages/analytics.py");
+    let page = ws
+        .root()
+        .join("applications/sales_dashboard/pages/analytics.py");
     let text = fs::read_to_string(&page).unwrap();
     fs::write(
         &page,
@@ -345,7 +350,11 @@ fn an_app_failing_check_is_refused_in_every_environment() {
             )
         );
         let err = deploy::plan_share(&ws, "sales_dashboard", env, &[]).unwrap_err();
-        assert!(err.to_string().starts_with("refusing to share `sales_dashboard`"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("refusing to share `sales_dashboard`"),
+            "{err}"
+        );
     }
     assert!(!ws.root().join(".sluice/build").exists());
     // Other apps are not affected.

@@ -63,12 +63,22 @@ fn plan() -> Plan {
             step(
                 StepKind::Share,
                 "share with role DATA_ANALYST",
-                &["streamlit", "share", "DB.APPS.SALES_DASHBOARD", "DATA_ANALYST"],
+                &[
+                    "streamlit",
+                    "share",
+                    "DB.APPS.SALES_DASHBOARD",
+                    "DATA_ANALYST",
+                ],
             ),
             step(
                 StepKind::Share,
                 "share with role FINANCE_VIEWER",
-                &["streamlit", "share", "DB.APPS.SALES_DASHBOARD", "FINANCE_VIEWER"],
+                &[
+                    "streamlit",
+                    "share",
+                    "DB.APPS.SALES_DASHBOARD",
+                    "FINANCE_VIEWER",
+                ],
             ),
         ],
         digest: "sha256:00aa".into(),

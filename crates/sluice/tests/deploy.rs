@@ -129,7 +129,9 @@ fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
          \n\
          Dry run: nothing was run and nothing recorded (deployment folders are kept for inspection).\n"
     );
-    assert!(root.join(".sluice/build/test/sales_dashboard/snowflake.yml").is_file());
+    assert!(root
+        .join(".sluice/build/test/sales_dashboard/snowflake.yml")
+        .is_file());
     assert!(!root.join(".sluice/audit.jsonl").exists());
 
     // The plan's own deploy command, run by the real `snow` from the
@@ -180,7 +182,10 @@ fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
         .lines()
         .find(|l| l.starts_with("sales_dashboard "))
         .unwrap();
-    assert!(line.contains("prod: DATA_ANALYST; test: DATA_ANALYST"), "{line}");
+    assert!(
+        line.contains("prod: DATA_ANALYST; test: DATA_ANALYST"),
+        "{line}"
+    );
     assert!(line.ends_with("never"), "{line}");
 }
 
@@ -235,7 +240,11 @@ fn fake_snow_dir(dir: &Path, fail_on: &str) -> PathBuf {
 }
 
 fn path_with(bin: &Path) -> String {
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 #[test]
@@ -253,7 +262,9 @@ fn deploys_run_each_command_and_are_audited() {
         .env("PATH", path_with(&failing))
         .env("GITLAB_USER_LOGIN", "ci-bot"));
     assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
-    assert!(result.stdout.starts_with("Deploying sales_dashboard to test (2 commands, digest "));
+    assert!(result
+        .stdout
+        .starts_with("Deploying sales_dashboard to test (2 commands, digest "));
     assert!(
         result.stdout.contains(
             "[2/2] share with role DATA_ANALYST\n  \
@@ -293,14 +304,25 @@ fn deploys_run_each_command_and_are_audited() {
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
             cells[1..8],
-            ["ci-bot", short, "test", "sales_dashboard", "deploy", result, commands],
+            [
+                "ci-bot",
+                short,
+                "test",
+                "sales_dashboard",
+                "deploy",
+                result,
+                commands
+            ],
             "{line}"
         );
     }
     let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
     assert_eq!(last.stdout, format!("{first_commit}\n"));
     let none = ok(sluice(&root).args(["audit", "--app", "main_app"]));
-    assert_eq!(none.stdout, "No deploys or shares recorded in .sluice/audit.jsonl.\n");
+    assert_eq!(
+        none.stdout,
+        "No deploys or shares recorded in .sluice/audit.jsonl.\n"
+    );
 
     // A corrupt line is reported with its number and skipped.
     let log = root.join(".sluice/audit.jsonl");
@@ -326,8 +348,14 @@ fn deploys_run_each_command_and_are_audited() {
         .iter()
         .find(|a| a["name"] == "sales_dashboard")
         .unwrap();
-    assert_eq!(sales["pages"], serde_json::json!(["dashboard.py", "pages/analytics.py"]));
-    assert_eq!(sales["owners"], serde_json::json!(["@data-platform/maintainers"]));
+    assert_eq!(
+        sales["pages"],
+        serde_json::json!(["dashboard.py", "pages/analytics.py"])
+    );
+    assert_eq!(
+        sales["owners"],
+        serde_json::json!(["@data-platform/maintainers"])
+    );
     assert_eq!(
         sales["shared"],
         serde_json::json!({"prod": ["DATA_ANALYST"], "test": ["DATA_ANALYST"]})
@@ -354,10 +382,15 @@ fn deploys_run_each_command_and_are_audited() {
         "--dry-run",
     ]));
     assert!(changed.stdout.starts_with("Changed since "));
-    assert!(changed.stdout.contains(": main_app\nPlan: deploy main_app to test"));
+    assert!(changed
+        .stdout
+        .contains(": main_app\nPlan: deploy main_app to test"));
     assert!(!changed.stdout.contains("sales_dashboard"));
     let nothing = ok(sluice(&root).args(["deploy", "--env", "test", "--changed-since", "HEAD"]));
-    assert_eq!(nothing.stdout, "No app changed since HEAD; nothing to deploy to test.\n");
+    assert_eq!(
+        nothing.stdout,
+        "No app changed since HEAD; nothing to deploy to test.\n"
+    );
 }
 
 #[test]
@@ -377,11 +410,18 @@ fn apps_lists_owners_and_compliance() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["main_app", "sales_dashboard"]);
-    assert_eq!(json[1]["owners"], serde_json::json!(["@sales-analytics", "@jane"]));
+    assert_eq!(
+        json[1]["owners"],
+        serde_json::json!(["@sales-analytics", "@jane"])
+    );
     assert_eq!(json[0]["compliance"]["status"], "failed");
     assert_eq!(json[0]["shared"]["test"], serde_json::json!([]));
     let table = ok(sluice(&root).arg("apps"));
-    let main = table.stdout.lines().find(|l| l.starts_with("main_app ")).unwrap();
+    let main = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("main_app "))
+        .unwrap();
     assert!(main.contains("failed ("), "{main}");
     assert!(main.contains("prod: -; test: -"), "{main}");
 }

@@ -116,9 +116,10 @@ fn imports_components(files: &[(String, Vec<u8>)]) -> bool {
         .any(|(_, bytes)| {
             String::from_utf8_lossy(bytes).lines().any(|line| {
                 let line = line.trim_start();
-                ["from components", "import components"]
-                    .iter()
-                    .any(|p| line.strip_prefix(p).is_some_and(|rest| rest.starts_with([' ', '.', ',']) || rest.is_empty()))
+                ["from components", "import components"].iter().any(|p| {
+                    line.strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with([' ', '.', ',']) || rest.is_empty())
+                })
             })
         })
 }

@@ -435,7 +435,11 @@ impl Plan {
                 );
             }
             None => {
-                let _ = writeln!(out, "Last success: none (first {} to {})", self.action, self.env);
+                let _ = writeln!(
+                    out,
+                    "Last success: none (first {} to {})",
+                    self.action, self.env
+                );
             }
         }
         if let Some(folder) = &self.folder {
@@ -472,11 +476,11 @@ mod tests {
 
     #[test]
     fn quoting_leaves_plain_words_alone() {
-        assert_eq!(shell_quote("ANALYTICS_TEST.APPS.X"), "ANALYTICS_TEST.APPS.X");
         assert_eq!(
-            shell_quote("REVOKE USAGE ON x"),
-            "'REVOKE USAGE ON x'"
+            shell_quote("ANALYTICS_TEST.APPS.X"),
+            "ANALYTICS_TEST.APPS.X"
         );
+        assert_eq!(shell_quote("REVOKE USAGE ON x"), "'REVOKE USAGE ON x'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
     }

@@ -121,14 +121,20 @@ mod tests {
     #[test]
     fn a_list_applies_to_every_environment() {
         let text = "share:\n  - data_analyst\n  - FINANCE_VIEWER\n  - DATA_ANALYST\n";
-        assert_eq!(roles(text, "prod").unwrap(), ["DATA_ANALYST", "FINANCE_VIEWER"]);
+        assert_eq!(
+            roles(text, "prod").unwrap(),
+            ["DATA_ANALYST", "FINANCE_VIEWER"]
+        );
     }
 
     #[test]
     fn a_map_names_roles_per_environment() {
         let text = "share:\n  test: [DATA_ANALYST]\n  prod: [DATA_ANALYST, FINANCE_VIEWER]\n";
         assert_eq!(roles(text, "test").unwrap(), ["DATA_ANALYST"]);
-        assert_eq!(roles(text, "prod").unwrap(), ["DATA_ANALYST", "FINANCE_VIEWER"]);
+        assert_eq!(
+            roles(text, "prod").unwrap(),
+            ["DATA_ANALYST", "FINANCE_VIEWER"]
+        );
         assert!(roles(text, "staging").unwrap().is_empty());
     }
 

@@ -100,7 +100,10 @@ pub fn deploy(args: DeployArgs) -> CmdResult {
         let rev = args.changed_since.as_deref().unwrap_or_default();
         let apps = deploy::changed::changed_apps(&ws, rev)?;
         if apps.is_empty() {
-            println!("No app changed since {rev}; nothing to deploy to {}.", args.env);
+            println!(
+                "No app changed since {rev}; nothing to deploy to {}.",
+                args.env
+            );
             return Ok(ExitCode::SUCCESS);
         }
         println!("Changed since {rev}: {}", apps.join(", "));
@@ -140,7 +143,10 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
         } else {
             ""
         };
-        writeln!(out, "\nDry run: nothing was run and nothing recorded{kept}.")?;
+        writeln!(
+            out,
+            "\nDry run: nothing was run and nothing recorded{kept}."
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let program: OsString = std::env::var_os(SNOW_VARIABLE)
@@ -211,7 +217,9 @@ pub fn apps(args: AppsArgs) -> CmdResult {
     let apps = inventory::inventory(&ws, &history);
     match args.format {
         AppsFormat::Json => println!("{}", serde_json::to_string_pretty(&apps)?),
-        AppsFormat::Text if apps.is_empty() => println!("No apps yet: create one with `sluice new-app NAME`."),
+        AppsFormat::Text if apps.is_empty() => {
+            println!("No apps yet: create one with `sluice new-app NAME`.")
+        }
         AppsFormat::Text => print!("{}", inventory::render_table(&apps)),
     }
     Ok(ExitCode::SUCCESS)
