@@ -3,7 +3,7 @@
 //! processes appending at once lose no line.
 
 use std::fs;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use sluice_apps::audit::{self, AuditEntry, Outcome};
 
@@ -149,6 +149,7 @@ fn two_processes_appending_at_once_lose_no_line() {
                 .args(["--exact", "child_appender", "--test-threads=1", "--quiet"])
                 .env(CHILD_LOG, &log)
                 .env("SLUICE_TEST_AUDIT_CHILD_TAG", tag)
+                .stdout(Stdio::null())
                 .spawn()
                 .unwrap()
         })

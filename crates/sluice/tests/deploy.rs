@@ -425,3 +425,89 @@ fn apps_lists_owners_and_compliance() {
     assert!(main.contains("failed ("), "{main}");
     assert!(main.contains("prod: -; test: -"), "{main}");
 }
+
+/// The `script` lines of a job in the `.gitlab-ci.yml` that `sluice init` wrote.
+fn job_script(root: &Path, job: &str) -> Vec<String> {
+    let text = fs::read_to_string(root.join(".gitlab-ci.yml")).unwrap();
+    let ci: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    ci[job]["script"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("job {job} has no script"))
+        .iter()
+        .map(|line| line.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_pipelines_deploy_test_job_deploys_every_app_then_only_changed_ones() {
+    let (dir, root) = workspace();
+    let ci: serde_norway::Value =
+        serde_norway::from_str(&fs::read_to_string(root.join(".gitlab-ci.yml")).unwrap()).unwrap();
+    assert_eq!(
+        ci["stages"],
+        serde_norway::from_str::<serde_norway::Value>("[check, test, deploy-test, deploy-prod]")
+            .unwrap()
+    );
+    assert_eq!(
+        ci["deploy-prod"]["script"][0].as_str(),
+        Some("sluice deploy --env prod --all")
+    );
+    assert_eq!(
+        ci["check"]["artifacts"]["reports"]["codequality"].as_str(),
+        Some("gl-code-quality-report.json")
+    );
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "workspace"]);
+
+    // The job's script, run by sh as the CI runner does, with `sluice` on
+    // PATH and a stand-in `snow` named by SLUICE_SNOW.
+    let script = job_script(&root, "deploy-test").join("\n");
+    let snow = fake_snow_dir(dir.path(), "NO_SUCH_ARG").join("snow");
+    let sluice_dir = Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap();
+    let run_job = || {
+        let mut command = Command::new("sh");
+        command
+            .args(["-e", "-c", &script])
+            .current_dir(&root)
+            .env("PATH", path_with(sluice_dir))
+            .env("SLUICE_SNOW", &snow)
+            .env("GITLAB_USER_LOGIN", "ci-bot");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SLUICE_") && key != "SLUICE_SNOW" {
+                command.env_remove(key);
+            }
+        }
+        ok(&mut command)
+    };
+    // Nothing deployed to test yet: every app.
+    let first = run_job();
+    assert!(
+        first.stdout.contains("Deploying main_app to test"),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains("Deploying sales_dashboard to test"));
+    assert!(first
+        .stdout
+        .ends_with("Execution Summary: 4/4 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+
+    // Next merge: only the app that changed.
+    let dashboard = root.join("applications/sales_dashboard/dashboard.py");
+    let text = fs::read_to_string(&dashboard).unwrap();
+    fs::write(&dashboard, text.replace("Sample data", "Sample revenue")).unwrap();
+    git(&root, &["commit", "-q", "-am", "sales wording"]);
+    let second = run_job();
+    assert!(
+        second.stdout.starts_with("Changed since "),
+        "{}",
+        second.stdout
+    );
+    assert!(!second.stdout.contains("main_app"), "{}", second.stdout);
+    assert!(second
+        .stdout
+        .ends_with("Execution Summary: 2/2 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(last.stdout, format!("{head}\n"));
+}
