@@ -304,6 +304,18 @@ fn roles_added_are_shared_and_roles_removed_are_revoked() {
     let prod = deploy::plan_share(&ws, "sales_dashboard", "prod", &history).unwrap();
     assert_eq!(prod.roles, ["EXECUTIVE"]);
     assert!(prod.revoked.is_empty());
+
+    // An environment the map leaves out is shared with nobody: nothing to run.
+    write(
+        &ws,
+        "applications/sales_dashboard/share.yml",
+        "share:\n  test: [DATA_ANALYST]\nrestricted_data: false\n",
+    );
+    let prod = deploy::plan_share(&ws, "sales_dashboard", "prod", &history).unwrap();
+    assert!(prod.steps.is_empty());
+    assert!(prod
+        .render()
+        .ends_with("Shared with: none\nCommands:\n  (none)\n"));
 }
 
 #[test]
@@ -324,6 +336,13 @@ fn an_unknown_environment_is_a_clear_error() {
     assert_eq!(
         err.to_string(),
         "unknown app `nope` (apps: main_app, sales_dashboard)"
+    );
+    // A folder whose name cannot be a Snowflake identifier.
+    fs::create_dir(ws.root().join("applications/Sales App")).unwrap();
+    let err = deploy::plan_deploy(&ws, "Sales App", "test", &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "app folder `Sales App` is not a valid app name: rename it to a lowercase snake_case identifier to deploy it"
     );
     assert!(!ws.root().join(".sluice/build").exists());
 }

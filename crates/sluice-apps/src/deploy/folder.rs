@@ -58,7 +58,7 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
             Some((dir, _)) => format!("{dir}/"),
             None => rel.clone(),
         };
-        if artifacts.last() != Some(&top) && !artifacts.contains(&top) {
+        if !artifacts.contains(&top) {
             artifacts.push(top);
         }
     }

@@ -135,6 +135,8 @@ pub enum PlanError {
         env: String,
         errors: usize,
     },
+    #[error("app folder `{0}` is not a valid app name: rename it to a lowercase snake_case identifier to deploy it")]
+    InvalidAppName(String),
     #[error("cannot check `{app}`: {message}")]
     CheckUnavailable { app: String, message: String },
     #[error("{}:{line}: {message}", .path.display())]
@@ -276,6 +278,10 @@ fn plan(
     // Environment first: an unknown environment is the clearer error.
     let target = Target::resolve(ws, env)?;
     let app = ws.app(app_name)?;
+    // The name becomes a Snowflake identifier and a folder name.
+    if crate::names::check_app_name(&app.name).is_err() {
+        return Err(PlanError::InvalidAppName(app.name));
+    }
     require_compliant(ws, &app, action, env)?;
     let roles = share::roles_for(&app, env)?;
     let last = audit::last_success(history, &app.name, env);
@@ -458,6 +464,9 @@ impl Plan {
             let _ = writeln!(out, "Revoked from: {}", self.revoked.join(", "));
         }
         let _ = writeln!(out, "Commands:");
+        if self.steps.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
         for (i, step) in self.steps.iter().enumerate() {
             let _ = writeln!(out, "  {}. {}", i + 1, step.command_line());
         }
