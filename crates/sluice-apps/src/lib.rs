@@ -12,14 +12,20 @@
 //! - [`runner`]: `sluice test` (Streamlit's `AppTest`, one Python process for
 //!   all pages) and `sluice run` (`streamlit run`).
 //!
-//! Deploy plans and the audit trail build on [`Workspace`] and
-//! [`Workspace::environment`].
+//! - [`deploy`]: deploy and share plans (the deployment folder, every
+//!   `snow` command, a digest), `--changed-since`, and executing a plan.
+//! - [`audit`]: the append-only JSON-lines audit log of deploys and shares.
+//! - [`inventory`]: `sluice apps` (pages, owners, roles, compliance, deploys).
 
+pub mod audit;
 pub mod config;
+pub mod deploy;
+pub mod inventory;
 pub mod names;
 pub mod python;
 pub mod runner;
 pub mod scaffold;
+mod table;
 pub mod workspace;
 
 pub use config::{Config, ConfigError, Environment, ResolvedEnvironment};

@@ -38,6 +38,14 @@ enum Command {
     Test(commands::workspace::TestArgs),
     /// Check apps against the compliance rules and print a report.
     Check(commands::check::CheckArgs),
+    /// Deploy apps to a Snowflake environment with the `snow` CLI, then share them.
+    Deploy(commands::deploy::DeployArgs),
+    /// Apply an app's share.yml alone (share with its roles, revoke removed ones).
+    Share(commands::deploy::ShareArgs),
+    /// Show the audit trail of deploys and shares.
+    Audit(commands::deploy::AuditArgs),
+    /// List every app: pages, owners, roles, compliance, last deploy.
+    Apps(commands::deploy::AppsArgs),
     /// Serve the PostgreSQL gateway (pooling, load balancing, sticky reads).
     Proxy(commands::proxy::ProxyArgs),
     /// Run the embedded demo: a workspace checked and tested, a local cluster behind the gateway.
@@ -55,6 +63,10 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::workspace::run(args),
         Command::Test(args) => commands::workspace::test(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Deploy(args) => commands::deploy::deploy(args),
+        Command::Share(args) => commands::deploy::share(args),
+        Command::Audit(args) => commands::deploy::audit(args),
+        Command::Apps(args) => commands::deploy::apps(args),
         Command::Proxy(args) => commands::proxy::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };

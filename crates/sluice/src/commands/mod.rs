@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod deploy;
 pub mod proxy;
 pub mod workspace;
 

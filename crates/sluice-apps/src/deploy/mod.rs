@@ -1,0 +1,502 @@
+//! Deploy and share plans: what `sluice deploy` and `sluice share` would do,
+//! as a value.
+//!
+//! A [`Plan`] holds the deployment folder's files and every `snow` command,
+//! exactly as a Snowflake user would type them; tests assert on it and
+//! `--dry-run` prints it. Executing it is [`run`]'s small job. Building a
+//! plan writes only the deployment folder (`.sluice/build/<env>/<app>/`,
+//! kept so people can inspect it); it never talks to Snowflake.
+//!
+//! - [`folder`]: the deployment folder and its generated `snowflake.yml`.
+//! - [`share`]: `share.yml` roles, and the roles to revoke since the last deploy.
+//! - [`changed`]: `--changed-since REV`, the apps whose files changed.
+//! - [`run`]: executes a plan with the `snow` CLI and prints each step.
+
+pub mod changed;
+pub mod folder;
+pub mod run;
+pub mod share;
+
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, AuditEntry};
+use crate::config::ConfigError;
+use crate::workspace::{App, Workspace, WorkspaceError};
+
+/// The program every step runs (replaceable when executing, see [`run`]).
+pub const SNOW: &str = "snow";
+
+/// What a plan does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Build the folder, `snow streamlit deploy`, then share and revoke.
+    Deploy,
+    /// Share and revoke only (`share.yml` applied alone).
+    Share,
+}
+
+impl Action {
+    /// The word used in output and in the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Share => "share",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// `snow streamlit deploy`.
+    Deploy,
+    /// `snow streamlit share` to one role.
+    Share,
+    /// `REVOKE USAGE ... FROM ROLE` for a role no longer in `share.yml`.
+    Revoke,
+}
+
+/// One command of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub kind: StepKind,
+    /// What the step is for, in words.
+    pub description: String,
+    /// The exact command: `argv[0]` is [`SNOW`]; run in the workspace root.
+    pub argv: Vec<String>,
+}
+
+impl Step {
+    /// The command as it would be typed in a shell.
+    pub fn command_line(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The last successful deploy or share of this app to this environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub time: String,
+    pub actor: String,
+    pub commit: String,
+    pub digest: String,
+}
+
+/// A deploy or share, ready to print or execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub action: Action,
+    pub app: String,
+    pub env: String,
+    /// The Snowflake object: `DATABASE.SCHEMA.APP`.
+    pub object: String,
+    /// The deployment folder, relative to the workspace root (deploys only).
+    pub folder: Option<PathBuf>,
+    /// The folder's files, relative to it, `snowflake.yml` first (deploys only).
+    pub files: Vec<String>,
+    /// The roles `share.yml` lists for this environment.
+    pub roles: Vec<String>,
+    /// Roles shared before (per the audit log) but no longer listed.
+    pub revoked: Vec<String>,
+    pub steps: Vec<Step>,
+    /// `sha256:` of the steps and the folder's contents: two plans with the
+    /// same digest deploy the same thing.
+    pub digest: String,
+    /// The last successful deploy/share of this app to this environment.
+    pub previous: Option<Previous>,
+}
+
+/// Why no plan could be made. Every message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("environment `{env}` in sluice.yml has no `{key}`, which deploying needs (set it there or with SLUICE_{})", .key.to_uppercase())]
+    MissingKey { env: String, key: &'static str },
+    #[error("refusing to {action} `{app}` to `{env}`: `sluice check` reports {errors} error(s) for it; run `sluice check --app {app}` and fix them")]
+    CheckFailed {
+        action: Action,
+        app: String,
+        env: String,
+        errors: usize,
+    },
+    #[error("app folder `{0}` is not a valid app name: rename it to a lowercase snake_case identifier to deploy it")]
+    InvalidAppName(String),
+    #[error("cannot check `{app}`: {message}")]
+    CheckUnavailable { app: String, message: String },
+    #[error("{}:{line}: {message}", .path.display())]
+    Share {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}: {message}", .path.display())]
+    Io { path: PathBuf, message: String },
+    #[error("{0}")]
+    Git(String),
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlanError + '_ {
+    move |e| PlanError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// The Snowflake settings of one environment that a deploy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub env: String,
+    pub connection: String,
+    pub database: String,
+    pub schema: String,
+    pub warehouse: String,
+    /// Stage the files are uploaded to; `snow`'s default when absent.
+    pub stage: Option<String>,
+    /// Role the commands run as; the connection's default when absent.
+    pub role: Option<String>,
+}
+
+impl Target {
+    /// The environment `env` of `ws` (with `SLUICE_*` overrides); an unknown
+    /// environment or a missing key is an error.
+    pub fn resolve(ws: &Workspace, env: &str) -> Result<Target, PlanError> {
+        let resolved = ws.environment(Some(env))?;
+        let values = resolved.values;
+        let need = |key: &'static str, value: Option<String>| {
+            value.ok_or(PlanError::MissingKey {
+                env: env.to_string(),
+                key,
+            })
+        };
+        Ok(Target {
+            env: env.to_string(),
+            connection: need("connection", values.connection)?,
+            database: need("database", values.database)?,
+            schema: need("schema", values.schema)?,
+            warehouse: need("warehouse", values.warehouse)?,
+            stage: values.stage,
+            role: values.role,
+        })
+    }
+
+    /// `DATABASE.SCHEMA.APP`: the app's Streamlit object.
+    pub fn object(&self, app: &str) -> String {
+        format!("{}.{}.{}", self.database, self.schema, app.to_uppercase())
+    }
+
+    /// `-c CONNECTION [--role ROLE]`, appended to every command.
+    fn connection_args(&self) -> Vec<String> {
+        let mut args = vec!["-c".to_string(), self.connection.clone()];
+        if let Some(role) = &self.role {
+            args.extend(["--role".to_string(), role.clone()]);
+        }
+        args
+    }
+}
+
+/// Refuses an app that `sluice check` reports errors for (the workspace's
+/// `compliance/rules.yml`, as `sluice check` reads it). No environment is
+/// exempt.
+pub fn require_compliant(
+    ws: &Workspace,
+    app: &App,
+    action: Action,
+    env: &str,
+) -> Result<(), PlanError> {
+    let unavailable = |message: String| PlanError::CheckUnavailable {
+        app: app.name.clone(),
+        message,
+    };
+    let rules_path = ws.root().join("compliance").join("rules.yml");
+    let rules = sluice_rules::load_rules(&rules_path, "compliance/rules.yml")
+        .map_err(|e| unavailable(e.to_string()))?;
+    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
+    let checked = sluice_rules::Workspace::discover(ws.root(), &apps_dir)
+        .map_err(|e| unavailable(e.to_string()))?;
+    let options = sluice_rules::CheckOptions {
+        app: Some(app.name.clone()),
+    };
+    let report =
+        sluice_rules::check(&checked, &rules, &options).map_err(|e| unavailable(e.to_string()))?;
+    let errors = report.count(sluice_rules::Severity::Error);
+    if errors > 0 {
+        return Err(PlanError::CheckFailed {
+            action,
+            app: app.name.clone(),
+            env: env.to_string(),
+            errors,
+        });
+    }
+    Ok(())
+}
+
+/// Plans deploying `app` to `env`: checks it, (re)builds its deployment
+/// folder and lists every command. `history` is the audit log's entries.
+pub fn plan_deploy(
+    ws: &Workspace,
+    app: &str,
+    env: &str,
+    history: &[AuditEntry],
+) -> Result<Plan, PlanError> {
+    plan(ws, app, env, history, Action::Deploy)
+}
+
+/// Plans applying `share.yml` alone: share with every listed role, revoke
+/// the roles removed since the last deploy or share.
+pub fn plan_share(
+    ws: &Workspace,
+    app: &str,
+    env: &str,
+    history: &[AuditEntry],
+) -> Result<Plan, PlanError> {
+    plan(ws, app, env, history, Action::Share)
+}
+
+fn plan(
+    ws: &Workspace,
+    app_name: &str,
+    env: &str,
+    history: &[AuditEntry],
+    action: Action,
+) -> Result<Plan, PlanError> {
+    // Environment first: an unknown environment is the clearer error.
+    let target = Target::resolve(ws, env)?;
+    let app = ws.app(app_name)?;
+    // The name becomes a Snowflake identifier and a folder name.
+    if crate::names::check_app_name(&app.name).is_err() {
+        return Err(PlanError::InvalidAppName(app.name));
+    }
+    require_compliant(ws, &app, action, env)?;
+    let roles = share::roles_for(&app, env)?;
+    let last = audit::last_success(history, &app.name, env);
+    let revoked = share::removed_roles(last.map(|e| e.roles.as_slice()).unwrap_or(&[]), &roles);
+    let object = target.object(&app.name);
+
+    let mut steps = Vec::new();
+    let mut hasher = Sha256::new();
+    let (folder, files) = match action {
+        Action::Deploy => {
+            let built = folder::build(ws, &app, &target)?;
+            for (path, contents) in &built.contents {
+                hasher.update(path.as_bytes());
+                hasher.update([0]);
+                hasher.update(contents);
+                hasher.update([0]);
+            }
+            let mut argv = vec![
+                SNOW.to_string(),
+                "streamlit".into(),
+                "deploy".into(),
+                app.name.clone(),
+                "--replace".into(),
+                "-p".into(),
+                built.relative.to_string_lossy().into_owned(),
+                "-c".into(),
+                target.connection.clone(),
+                "--database".into(),
+                target.database.clone(),
+                "--schema".into(),
+                target.schema.clone(),
+            ];
+            if let Some(role) = &target.role {
+                argv.extend(["--role".into(), role.clone()]);
+            }
+            argv.extend(["--warehouse".into(), target.warehouse.clone()]);
+            steps.push(Step {
+                kind: StepKind::Deploy,
+                description: format!("deploy {} as {object}", app.name),
+                argv,
+            });
+            let files = built.contents.into_iter().map(|(p, _)| p).collect();
+            (Some(built.relative), files)
+        }
+        Action::Share => (None, Vec::new()),
+    };
+    for role in &roles {
+        let mut argv = vec![
+            SNOW.to_string(),
+            "streamlit".into(),
+            "share".into(),
+            object.clone(),
+            role.clone(),
+        ];
+        argv.extend(target.connection_args());
+        steps.push(Step {
+            kind: StepKind::Share,
+            description: format!("share with role {role}"),
+            argv,
+        });
+    }
+    for role in &revoked {
+        let mut argv = vec![
+            SNOW.to_string(),
+            "sql".into(),
+            "-q".into(),
+            format!("REVOKE USAGE ON STREAMLIT {object} FROM ROLE {role}"),
+        ];
+        argv.extend(target.connection_args());
+        steps.push(Step {
+            kind: StepKind::Revoke,
+            description: format!("revoke role {role} (removed from share.yml)"),
+            argv,
+        });
+    }
+    for step in &steps {
+        for arg in &step.argv {
+            hasher.update(arg.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update([1]);
+    }
+    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    Ok(Plan {
+        action,
+        app: app.name,
+        env: env.to_string(),
+        object,
+        folder,
+        files,
+        roles,
+        revoked,
+        steps,
+        digest,
+        previous: last.map(|e| Previous {
+            time: e.time.clone(),
+            actor: e.actor.clone(),
+            commit: e.commit.clone(),
+            digest: e.digest.clone(),
+        }),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The first 12 hex digits of a `sha256:` digest, for tables and headings.
+pub fn short_digest(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// Quotes `arg` for a POSIX shell when it needs it.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+impl Plan {
+    /// The plan as `--dry-run` prints it: every file and every command.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Plan: {} {} to {} as {} (digest {})",
+            self.action,
+            self.app,
+            self.env,
+            self.object,
+            short_digest(&self.digest)
+        );
+        match &self.previous {
+            Some(p) => {
+                let _ = writeln!(
+                    out,
+                    "Last success: {} by {} at commit {} (digest {}{})",
+                    p.time,
+                    p.actor,
+                    short_commit(&p.commit),
+                    short_digest(&p.digest),
+                    if p.digest == self.digest {
+                        ", unchanged"
+                    } else {
+                        ", changed since"
+                    }
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "Last success: none (first {} to {})",
+                    self.action, self.env
+                );
+            }
+        }
+        if let Some(folder) = &self.folder {
+            let _ = writeln!(out, "Deployment folder: {}/", folder.display());
+            for file in &self.files {
+                let _ = writeln!(out, "  {file}");
+            }
+        }
+        let roles = if self.roles.is_empty() {
+            "none".to_string()
+        } else {
+            self.roles.join(", ")
+        };
+        let _ = writeln!(out, "Shared with: {roles}");
+        if !self.revoked.is_empty() {
+            let _ = writeln!(out, "Revoked from: {}", self.revoked.join(", "));
+        }
+        let _ = writeln!(out, "Commands:");
+        if self.steps.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {}", i + 1, step.command_line());
+        }
+        out
+    }
+}
+
+/// A commit hash shortened for display.
+pub fn short_commit(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_leaves_plain_words_alone() {
+        assert_eq!(
+            shell_quote("ANALYTICS_TEST.APPS.X"),
+            "ANALYTICS_TEST.APPS.X"
+        );
+        assert_eq!(shell_quote("REVOKE USAGE ON x"), "'REVOKE USAGE ON x'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn short_digest_drops_the_prefix() {
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_digest("abc"), "abc");
+    }
+}

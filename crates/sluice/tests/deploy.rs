@@ -1,0 +1,513 @@
+//! `sluice deploy / share / audit / apps` through the built binary: the
+//! dry-run plan of the issue's "done when" sequence (accepted by the real
+//! Snowflake CLI), refusals with their one-line errors, execution against a
+//! stand-in `snow` on PATH (failures and the audit log), and the inventory.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `sluice` run in `dir` with no `SLUICE_*` or GitLab variables from the caller.
+fn sluice(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLUICE_") || key.starts_with("GITLAB_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(command: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("sluice runs");
+    Run {
+        code: status.code().expect("exit code"),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+#[track_caller]
+fn ok(command: &mut Command) -> Run {
+    let result = run(command);
+    assert_eq!(result.code, 0, "{}\n{}", result.stdout, result.stderr);
+    result
+}
+
+/// Asserts a one-line error: exit 1, stderr exactly `sluice: message`.
+#[track_caller]
+fn assert_error(result: &Run, message: &str) {
+    assert_eq!(
+        (result.code, result.stderr.as_str()),
+        (1, format!("sluice: {message}\n").as_str()),
+        "stdout: {}",
+        result.stdout
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "author@example.com")
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// `sluice init analytics && sluice new-app sales_dashboard && sluice
+/// new-page sales_dashboard analytics`, in a temporary folder.
+fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    ok(sluice(dir.path()).args(["init", "analytics"]));
+    let root = dir.path().join("analytics").canonicalize().unwrap();
+    ok(sluice(&root).args(["new-app", "sales_dashboard"]));
+    ok(sluice(&root).args(["new-page", "sales_dashboard", "analytics"]));
+    (dir, root)
+}
+
+/// The `(digest XXXXXXXXXXXX)` of a plan heading, replaced for comparison.
+fn mask_digests(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("digest ") {
+        out.push_str(&rest[..i + 7]);
+        rest = &rest[i + 7..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        out.push_str(if end == 12 { "<digest>" } else { &rest[..end] });
+        rest = &rest[end..];
+    }
+    out + rest
+}
+
+/// The repository's virtualenv `snow`; missing: skipped with a message,
+/// except under CI (`CI=true`), which installs it.
+fn snow() -> Option<PathBuf> {
+    let snow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/snow");
+    if snow.is_file() {
+        return Some(snow);
+    }
+    let message = format!("{} is missing: run `bash scripts/setup.sh`", snow.display());
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("skipping the Snowflake CLI check: {message}");
+    None
+}
+
+#[test]
+fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
+    let (dir, root) = workspace();
+    let dry = ok(sluice(&root).args(["deploy", "sales_dashboard", "--env", "test", "--dry-run"]));
+    assert_eq!(
+        mask_digests(&dry.stdout),
+        "Plan: deploy sales_dashboard to test as ANALYTICS_TEST.APPS.SALES_DASHBOARD (digest <digest>)\n\
+         Last success: none (first deploy to test)\n\
+         Deployment folder: .sluice/build/test/sales_dashboard/\n  \
+           snowflake.yml\n  README.md\n  components/__init__.py\n  components/base_page.py\n  \
+           dashboard.py\n  environment.yml\n  pages/analytics.py\n\
+         Shared with: DATA_ANALYST\n\
+         Commands:\n  \
+           1. snow streamlit deploy sales_dashboard --replace -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
+           2. snow streamlit share ANALYTICS_TEST.APPS.SALES_DASHBOARD DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n\
+         \n\
+         Dry run: nothing was run and nothing recorded (deployment folders are kept for inspection).\n"
+    );
+    assert!(root
+        .join(".sluice/build/test/sales_dashboard/snowflake.yml")
+        .is_file());
+    assert!(!root.join(".sluice/audit.jsonl").exists());
+
+    // The plan's own deploy command, run by the real `snow` from the
+    // workspace root, with the connection set up as the CI pipeline does: an
+    // empty section filled from SNOWFLAKE_CONNECTIONS_TEST_* variables,
+    // pointing at a closed loopback port.
+    let Some(snow) = snow() else { return };
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join(".snowflake")).unwrap();
+    let config = home.join(".snowflake/config.toml");
+    fs::write(&config, "[connections.test]\n").unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let command = dry
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  1. snow "))
+        .unwrap();
+    let output = Command::new(&snow)
+        .args(command.split(' '))
+        .current_dir(&root)
+        .env("HOME", &home)
+        .env("SNOWFLAKE_HOME", home.join(".snowflake"))
+        .env("SNOWFLAKE_CONNECTIONS_TEST_ACCOUNT", "sluice")
+        .env("SNOWFLAKE_CONNECTIONS_TEST_USER", "ci")
+        .env("SNOWFLAKE_CONNECTIONS_TEST_PASSWORD", "p")
+        .env("SNOWFLAKE_CONNECTIONS_TEST_HOST", "127.0.0.1")
+        .env("SNOWFLAKE_CONNECTIONS_TEST_PORT", port.to_string())
+        .env("SNOWFLAKE_CONNECTIONS_TEST_PROTOCOL", "http")
+        .output()
+        .expect("snow runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("Could not connect to Snowflake"),
+        "snow rejected the deployment folder or the command:\n{text}"
+    );
+
+    // ...and the inventory shows the app.
+    let apps = ok(sluice(&root).arg("apps"));
+    assert!(apps.stdout.starts_with("APP "), "{}", apps.stdout);
+    let line = apps
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("sales_dashboard "))
+        .unwrap();
+    assert!(
+        line.contains("prod: DATA_ANALYST; test: DATA_ANALYST"),
+        "{line}"
+    );
+    assert!(line.ends_with("never"), "{line}");
+}
+
+#[test]
+fn refusals_are_one_line_errors() {
+    let (_dir, root) = workspace();
+    assert_error(
+        &run(sluice(&root).args(["deploy", "sales_dashboard", "--env", "staging"])),
+        "unknown environment `staging` in sluice.yml (environments: local, prod, test)",
+    );
+    assert_error(
+        &run(sluice(&root).args(["deploy", "nope", "--env", "test", "--dry-run"])),
+        "unknown app `nope` (apps: main_app, sales_dashboard)",
+    );
+    assert_error(
+        &run(sluice(&root).args(["share", "sales_dashboard", "--env", "local"])),
+        "environment `local` in sluice.yml has no `connection`, which deploying needs (set it there or with SLUICE_CONNECTION)",
+    );
+    // An app failing `sluice check` is refused, prod included, even in a dry run.
+    let page = root.join("applications/sales_dashboard/pages/analytics.py");
+    let text = fs::read_to_string(&page).unwrap();
+    fs::write(&page, format!("{text}\nWIPE = \"DELETE FROM sales\"\n")).unwrap();
+    for env in ["test", "prod"] {
+        assert_error(
+            &run(sluice(&root).args(["deploy", "sales_dashboard", "--env", env, "--dry-run"])),
+            &format!("refusing to deploy `sales_dashboard` to `{env}`: `sluice check` reports 1 error(s) for it; run `sluice check --app sales_dashboard` and fix them"),
+        );
+    }
+    // --all refuses before anything runs.
+    assert_error(
+        &run(sluice(&root).args(["deploy", "--all", "--env", "prod"])),
+        "refusing to deploy `sales_dashboard` to `prod`: `sluice check` reports 1 error(s) for it; run `sluice check --app sales_dashboard` and fix them",
+    );
+    assert!(!root.join(".sluice/audit.jsonl").exists());
+}
+
+/// A `snow` on PATH that logs its arguments and fails when one equals `fail_on`.
+fn fake_snow_dir(dir: &Path, fail_on: &str) -> PathBuf {
+    let bin = dir.join(format!("bin-{fail_on}"));
+    fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("snow");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nfor a in \"$@\"; do [ \"$a\" = '{fail_on}' ] && {{ echo \"refused: $a\" >&2; exit 1; }}; done\necho ok\n",
+            dir.join("snow-calls.log").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn deploys_run_each_command_and_are_audited() {
+    let (dir, root) = workspace();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "workspace"]);
+    let first_commit = git(&root, &["rev-parse", "HEAD"]);
+
+    // The share is refused: the deploy succeeded, the run fails and is recorded.
+    let failing = fake_snow_dir(dir.path(), "DATA_ANALYST");
+    let result = run(sluice(&root)
+        .args(["deploy", "sales_dashboard", "--env", "test"])
+        .env("PATH", path_with(&failing))
+        .env("GITLAB_USER_LOGIN", "ci-bot"));
+    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
+    assert!(result
+        .stdout
+        .starts_with("Deploying sales_dashboard to test (2 commands, digest "));
+    assert!(
+        result.stdout.contains(
+            "[2/2] share with role DATA_ANALYST\n  \
+               $ snow streamlit share ANALYTICS_TEST.APPS.SALES_DASHBOARD DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n  \
+               | refused: DATA_ANALYST\n  \
+               failed: exit code 1\n\
+             Execution Summary: 1/2 commands succeeded; recorded in .sluice/audit.jsonl\n"
+        ),
+        "{}",
+        result.stdout
+    );
+    // Nothing deployed successfully yet: CI would deploy every app.
+    let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(last.stdout, "");
+
+    // Then every command succeeds.
+    let passing = fake_snow_dir(dir.path(), "NO_SUCH_ARG");
+    let result = ok(sluice(&root)
+        .args(["deploy", "sales_dashboard", "--env", "test"])
+        .env("PATH", path_with(&passing))
+        .env("GITLAB_USER_LOGIN", "ci-bot"));
+    assert!(result
+        .stdout
+        .ends_with("Execution Summary: 2/2 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+    let calls = fs::read_to_string(dir.path().join("snow-calls.log")).unwrap();
+    assert_eq!(
+        calls.lines().last().unwrap(),
+        "streamlit share ANALYTICS_TEST.APPS.SALES_DASHBOARD DATA_ANALYST -c test --role STREAMLIT_DEPLOYER"
+    );
+
+    let audit = ok(sluice(&root).args(["audit", "--env", "test"]));
+    let lines: Vec<&str> = audit.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", audit.stdout);
+    assert!(lines[0].starts_with("TIME "));
+    let short = &first_commit[..10];
+    for (line, result, commands) in [(lines[1], "failed", "1/2"), (lines[2], "succeeded", "2/2")] {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells[1..8],
+            [
+                "ci-bot",
+                short,
+                "test",
+                "sales_dashboard",
+                "deploy",
+                result,
+                commands
+            ],
+            "{line}"
+        );
+    }
+    let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(last.stdout, format!("{first_commit}\n"));
+    let none = ok(sluice(&root).args(["audit", "--app", "main_app"]));
+    assert_eq!(
+        none.stdout,
+        "No deploys or shares recorded in .sluice/audit.jsonl.\n"
+    );
+
+    // A corrupt line is reported with its number and skipped.
+    let log = root.join(".sluice/audit.jsonl");
+    let mut text = fs::read_to_string(&log).unwrap();
+    text.push_str("not json\n");
+    fs::write(&log, &text).unwrap();
+    let audit = ok(sluice(&root).arg("audit"));
+    assert_eq!(audit.stdout.lines().count(), 3);
+    assert!(
+        audit
+            .stderr
+            .starts_with("sluice: warning: .sluice/audit.jsonl:3: corrupt audit entry skipped ("),
+        "{}",
+        audit.stderr
+    );
+
+    // The inventory shows the last deploy per environment.
+    let apps = ok(sluice(&root).args(["apps", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap();
+    let sales = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "sales_dashboard")
+        .unwrap();
+    assert_eq!(
+        sales["pages"],
+        serde_json::json!(["dashboard.py", "pages/analytics.py"])
+    );
+    assert_eq!(
+        sales["owners"],
+        serde_json::json!(["@data-platform/maintainers"])
+    );
+    assert_eq!(
+        sales["shared"],
+        serde_json::json!({"prod": ["DATA_ANALYST"], "test": ["DATA_ANALYST"]})
+    );
+    assert_eq!(sales["compliance"]["status"], "passed");
+    assert_eq!(sales["last_deploy"]["test"]["actor"], "ci-bot");
+    assert_eq!(sales["last_deploy"]["test"]["result"], "succeeded");
+    assert_eq!(sales["last_deploy"]["test"]["commit"], first_commit);
+    assert!(sales["last_deploy"].get("prod").is_none());
+
+    // CI's next run: only what changed since the last deployed commit.
+    fs::write(
+        root.join("applications/main_app/README.md"),
+        "# Main app\n\nUpdated.\n",
+    )
+    .unwrap();
+    git(&root, &["commit", "-q", "-am", "main_app docs"]);
+    let changed = ok(sluice(&root).args([
+        "deploy",
+        "--env",
+        "test",
+        "--changed-since",
+        &first_commit,
+        "--dry-run",
+    ]));
+    assert!(changed.stdout.starts_with("Changed since "));
+    assert!(changed
+        .stdout
+        .contains(": main_app\nPlan: deploy main_app to test"));
+    assert!(!changed.stdout.contains("sales_dashboard"));
+    let nothing = ok(sluice(&root).args(["deploy", "--env", "test", "--changed-since", "HEAD"]));
+    assert_eq!(
+        nothing.stdout,
+        "No app changed since HEAD; nothing to deploy to test.\n"
+    );
+}
+
+#[test]
+fn apps_lists_owners_and_compliance() {
+    let (_dir, root) = workspace();
+    let owners = root.join("CODEOWNERS");
+    let mut text = fs::read_to_string(&owners).unwrap();
+    text.push_str("/applications/sales_dashboard/  @sales-analytics @jane\n");
+    fs::write(&owners, text).unwrap();
+    fs::remove_file(root.join("applications/main_app/share.yml")).unwrap();
+    let apps = ok(sluice(&root).args(["apps", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["main_app", "sales_dashboard"]);
+    assert_eq!(
+        json[1]["owners"],
+        serde_json::json!(["@sales-analytics", "@jane"])
+    );
+    assert_eq!(json[0]["compliance"]["status"], "failed");
+    assert_eq!(json[0]["shared"]["test"], serde_json::json!([]));
+    let table = ok(sluice(&root).arg("apps"));
+    let main = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("main_app "))
+        .unwrap();
+    assert!(main.contains("failed ("), "{main}");
+    assert!(main.contains("prod: -; test: -"), "{main}");
+}
+
+/// The `script` lines of a job in the `.gitlab-ci.yml` that `sluice init` wrote.
+fn job_script(root: &Path, job: &str) -> Vec<String> {
+    let text = fs::read_to_string(root.join(".gitlab-ci.yml")).unwrap();
+    let ci: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    ci[job]["script"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("job {job} has no script"))
+        .iter()
+        .map(|line| line.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_pipelines_deploy_test_job_deploys_every_app_then_only_changed_ones() {
+    let (dir, root) = workspace();
+    let ci: serde_norway::Value =
+        serde_norway::from_str(&fs::read_to_string(root.join(".gitlab-ci.yml")).unwrap()).unwrap();
+    assert_eq!(
+        ci["stages"],
+        serde_norway::from_str::<serde_norway::Value>("[check, test, deploy-test, deploy-prod]")
+            .unwrap()
+    );
+    assert_eq!(
+        ci["deploy-prod"]["script"][0].as_str(),
+        Some("sluice deploy --env prod --all")
+    );
+    assert_eq!(
+        ci["check"]["artifacts"]["reports"]["codequality"].as_str(),
+        Some("gl-code-quality-report.json")
+    );
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "workspace"]);
+
+    // The job's script, run by sh as the CI runner does, with `sluice` on
+    // PATH and a stand-in `snow` named by SLUICE_SNOW.
+    let script = job_script(&root, "deploy-test").join("\n");
+    let snow = fake_snow_dir(dir.path(), "NO_SUCH_ARG").join("snow");
+    let sluice_dir = Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap();
+    let run_job = || {
+        let mut command = Command::new("sh");
+        command
+            .args(["-e", "-c", &script])
+            .current_dir(&root)
+            .env("PATH", path_with(sluice_dir))
+            .env("SLUICE_SNOW", &snow)
+            .env("GITLAB_USER_LOGIN", "ci-bot");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SLUICE_") && key != "SLUICE_SNOW" {
+                command.env_remove(key);
+            }
+        }
+        ok(&mut command)
+    };
+    // Nothing deployed to test yet: every app.
+    let first = run_job();
+    assert!(
+        first.stdout.contains("Deploying main_app to test"),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains("Deploying sales_dashboard to test"));
+    assert!(first
+        .stdout
+        .ends_with("Execution Summary: 4/4 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+
+    // Next merge: only the app that changed.
+    let dashboard = root.join("applications/sales_dashboard/dashboard.py");
+    let text = fs::read_to_string(&dashboard).unwrap();
+    fs::write(&dashboard, text.replace("Sample data", "Sample revenue")).unwrap();
+    git(&root, &["commit", "-q", "-am", "sales wording"]);
+    let second = run_job();
+    assert!(
+        second.stdout.starts_with("Changed since "),
+        "{}",
+        second.stdout
+    );
+    assert!(!second.stdout.contains("main_app"), "{}", second.stdout);
+    assert!(second
+        .stdout
+        .ends_with("Execution Summary: 2/2 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(last.stdout, format!("{head}\n"));
+}
