@@ -50,10 +50,22 @@ fn the_demo_runs_end_to_end_and_shows_what_it_claims() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
 
-    for step in ["[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]"] {
+    for step in [
+        "[1/7]", "[2/7]", "[3/7]", "[4/7]", "[5/7]", "[6/7]", "[7/7]",
+    ] {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
     assert!(stdout.contains("4 pages: 4 passed, 0 failed"), "{stdout}");
+    // The deployment plan for both apps, run by nobody.
+    for app in ["MAIN_APP", "SALES_DASHBOARD"] {
+        assert!(
+            stdout.contains(&format!(
+                "snow streamlit share DEMO_TEST.APPS.{app} DATA_ANALYST"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(!dir.path().join("demo/.sluice/audit.jsonl").exists());
     // The example app read its data through the gateway (`--require-data`).
     assert!(stdout.contains("2 pages: 2 passed, 0 failed"), "{stdout}");
     // Pooling: 1,000 transactions from 40 clients, never more than 4 server connections.

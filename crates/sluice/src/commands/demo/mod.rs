@@ -1,7 +1,8 @@
 //! `sluice demo`: the README's main job on an embedded default.
 //!
 //! It strings the real commands together on a throwaway workspace, so what the demo shows is
-//! exactly what a user gets from `sluice init`, `new-app`, `check` and `test`.
+//! exactly what a user gets from `sluice init`, `new-app`, `check`, `test`, `deploy --dry-run`
+//! and `proxy`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
-use super::{check, workspace, CliError, CmdResult};
+use super::{check, deploy, workspace, CliError, CmdResult};
 
 mod gateway;
 
@@ -29,7 +30,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     use_project_python();
 
     step(
-        "1/6",
+        "1/7",
         "create a workspace with an example app, a new app and a new page",
     );
     workspace::init(workspace::InitArgs {
@@ -48,7 +49,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         page: "analytics".into(),
     })?;
 
-    step("2/6", "check every app against compliance/rules.yml");
+    step("2/7", "check every app against compliance/rules.yml");
     let checked = check::run(check::CheckArgs {
         format: "text".into(),
         output: None,
@@ -61,20 +62,37 @@ pub fn run(args: DemoArgs) -> CmdResult {
     }
 
     step(
-        "3/6",
+        "3/7",
         "run every page of every app headlessly with Streamlit's AppTest",
     );
     test_pages(None, false, "a demo page failed its AppTest run")?;
 
     step(
-        "4/6",
+        "4/7",
+        "plan the deployment to Snowflake's test environment (`sluice deploy --all --env test --dry-run`)",
+    );
+    // Snowflake is not reachable from the demo: the plan (the deployment folders and the exact
+    // `snow` commands CI would run) is what it shows; nothing is run or recorded.
+    let planned = deploy::deploy(deploy::DeployArgs {
+        app: None,
+        all: true,
+        changed_since: None,
+        env: "test".into(),
+        dry_run: true,
+    })?;
+    if planned != ExitCode::SUCCESS {
+        return Err(anyhow!("the demo's deployment plan failed").into());
+    }
+
+    step(
+        "5/7",
         "start a local PostgreSQL primary with two hot standbys (pg_basebackup -R)",
     );
     gateway::flush();
     let cluster = gateway::start_cluster()?;
 
     step(
-        "5/6",
+        "6/7",
         "serve it through the gateway: `sluice proxy --config demo/gateway/sluice-proxy.toml`",
     );
     let proxy = gateway::start_gateway(&cluster, &dir.join("gateway"))?;
@@ -94,7 +112,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     )?;
 
     step(
-        "6/6",
+        "7/7",
         "a short workload: pooling, read routing and sticky reads",
     );
     gateway::run_workload(&cluster, &proxy)?;
