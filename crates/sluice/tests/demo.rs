@@ -2,25 +2,9 @@
 //! checked and tested, a real primary with two standbys, the gateway as a child process, and
 //! the workload whose printed claims are checked here.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn sluice(dir: &Path) -> Command {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `bash scripts/setup.sh` first",
-        python.display()
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command.current_dir(dir).env("SLUICE_PYTHON", python);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SLUICE_") && key != "SLUICE_PYTHON" {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+use common::sluice;
 
 /// The number after `prefix` on the line that contains it.
 fn number_after(text: &str, prefix: &str) -> u64 {

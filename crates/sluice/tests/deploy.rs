@@ -6,55 +6,16 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// `sluice` run in `dir` with no `SLUICE_*` or GitLab variables from the caller.
-fn sluice(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SLUICE_") || key.starts_with("GITLAB_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+mod common;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use common::{ok, run, sluice, Run};
 
-fn run(command: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("sluice runs");
-    Run {
-        code: status.code().expect("exit code"),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
-}
-
-#[track_caller]
-fn ok(command: &mut Command) -> Run {
-    let result = run(command);
-    assert_eq!(result.code, 0, "{}\n{}", result.stdout, result.stderr);
-    result
-}
-
-/// Asserts a one-line error: exit 1, stderr exactly `sluice: message`.
+/// Asserts a refusal: exit 1 and the one-line error `sluice: message`.
 #[track_caller]
 fn assert_error(result: &Run, message: &str) {
-    assert_eq!(
-        (result.code, result.stderr.as_str()),
-        (1, format!("sluice: {message}\n").as_str()),
-        "stdout: {}",
-        result.stdout
-    );
+    common::assert_error(result, 1, message)
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

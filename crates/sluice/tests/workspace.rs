@@ -7,61 +7,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// The repository's virtualenv Python (Streamlit, pytest, psycopg).
-fn repo_python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `bash scripts/setup.sh` first",
-        python.display()
-    );
-    python
-}
+mod common;
 
-/// `sluice` run in `dir`, with a clean `SLUICE_*` environment and the repository's Python.
-fn sluice(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    command.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SLUICE_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("SLUICE_PYTHON", repo_python());
-    command
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(command: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("sluice runs");
-    Run {
-        code: status.code().expect("exit code"),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
-}
-
-/// Asserts a one-line error: exit `code`, stderr exactly `sluice: message`.
-#[track_caller]
-fn assert_error(result: &Run, code: i32, message: &str) {
-    assert_eq!(
-        (result.code, result.stderr.as_str()),
-        (code, format!("sluice: {message}\n").as_str()),
-        "stdout: {}",
-        result.stdout
-    );
-}
+use common::{assert_error, repo_python, run, sluice};
 
 /// A fresh workspace made by `sluice init` in a temporary folder.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
