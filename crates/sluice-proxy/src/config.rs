@@ -501,6 +501,7 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::config::StickyMode;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("gw.toml"), text)
@@ -597,6 +598,44 @@ mod tests {
     #[test]
     fn no_databases_is_an_error() {
         assert!(error("[proxy]\nauth_type = \"trust\"\n").contains("no [databases.NAME]"));
+    }
+
+    #[test]
+    fn replicas_and_load_balancing_are_read_and_checked_with_lines() {
+        let text = "[proxy]\nauth_type = \"trust\"\n[databases.app]\nhost = \"127.0.0.1\"\n\
+                    replicas = [\"127.0.0.1:5433\", \"127.0.0.1:5434\"]\n\
+                    [load_balancing]\nsticky = \"key\"\nprimary_only_users = [\"background\"]\n";
+        let config = parse(text).unwrap();
+        assert_eq!(config.databases["app"].replicas.len(), 2);
+        assert_eq!(config.load_balancing.sticky, StickyMode::Key);
+        assert!(config.load_balancing.is_primary_only("background"));
+        let shown = config.to_string();
+        assert!(
+            shown.contains("replicas = [\"127.0.0.1:5433\", \"127.0.0.1:5434\"]"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("[load_balancing]\nenabled = true"),
+            "{shown}"
+        );
+
+        let message = error(&text.replace("5434", "5432"));
+        assert_eq!(
+            message,
+            "gw.toml:3: databases.app.replicas: 127.0.0.1:5432 is the primary itself"
+        );
+        let message = error(&text.replace("\"127.0.0.1:5434\"", "\"nohost\""));
+        assert!(message.starts_with("gw.toml:5: "), "{message}");
+        let message = error(&text.replace("sticky = \"key\"", "sticky = \"always\""));
+        assert!(message.starts_with("gw.toml:7: "), "{message}");
+        let message = error(&text.replace(
+            "sticky = \"key\"",
+            "replica_check_interval = 5\nmax_replication_lag_time = 1",
+        ));
+        assert!(
+            message.starts_with("gw.toml:6: load_balancing.max_replication_lag_time"),
+            "{message}"
+        );
     }
 
     #[test]
