@@ -1214,7 +1214,6 @@ impl Session {
             protocol::ready_for_query(&mut out, b'I');
             return out;
         }
-        let ttl = self.shared.config.load_balancing.sticky_ttl;
         let lb = self.balancing.as_mut().expect("only with load balancing");
         for effect in &verdict.effects {
             let Effect::Sluice(command) = effect else {
@@ -1238,11 +1237,9 @@ impl Session {
                             .routing
                             .min_lsn
                             .map_or_else(String::new, |lsn| lsn.to_string()),
-                        SluiceSetting::LastWriteLsn => lb
-                            .own_position(ttl)
-                            .or(lb.last_write.map(|(lsn, _)| lsn))
-                            .unwrap_or(Lsn(0))
-                            .to_string(),
+                        SluiceSetting::LastWriteLsn => {
+                            lb.last_write.map_or(Lsn(0), |(lsn, _)| lsn).to_string()
+                        }
                         SluiceSetting::Hosts => {
                             let rows = router::hosts_rows(&lb.db.hosts);
                             router::text_result(&mut out, router::HOSTS_COLUMNS, &rows, "SHOW");
@@ -1297,10 +1294,11 @@ impl Session {
         let srv: &mut ServerConn = srv;
         // On a replica, requests that arrive while one is running wait for
         // it to finish and are routed on their own (they may be writes).
-        let on_replica = self
-            .balancing
-            .as_ref()
-            .is_some_and(|lb| lb.on_replica.is_some());
+        let on_replica = self.pool.mode == PoolMode::Transaction
+            && self
+                .balancing
+                .as_ref()
+                .is_some_and(|lb| lb.on_replica.is_some());
         loop {
             if self.scanned > 0 && (!on_replica || srv.outstanding.idle()) {
                 if self.balancing.is_some() && self.pool.mode == PoolMode::Transaction {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{run_bounded, TestGateway};
 use sluice_cluster::{Cluster, ClusterSpec};
+use sluice_proxy::balance::hosts::HostState;
 use tokio_postgres::SimpleQueryMessage;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -42,6 +43,10 @@ fn cluster() -> Cluster {
 /// A transaction-mode gateway in front of `cluster` with its two replicas;
 /// `lb` lines go into `[load_balancing]`.
 fn gateway(cluster: &Cluster, lb: &str) -> TestGateway {
+    gateway_in(cluster, "transaction", lb)
+}
+
+fn gateway_in(cluster: &Cluster, pool_mode: &str, lb: &str) -> TestGateway {
     let replicas: Vec<String> = cluster
         .replicas()
         .iter()
@@ -54,14 +59,25 @@ fn gateway(cluster: &Cluster, lb: &str) -> TestGateway {
     );
     let gw = TestGateway::start(
         cluster,
-        "pool_mode = \"transaction\"\ndefault_pool_size = 4",
+        &format!("pool_mode = \"{pool_mode}\"\ndefault_pool_size = 4"),
         &extra,
         &[],
     );
-    let conn = Conn::open(&gw, "app", "");
-    wait_for("both replicas up in SHOW sluice.hosts", || {
-        let rows = conn.rows("SHOW sluice.hosts");
-        rows.len() == 3 && rows[1..].iter().all(|r| r[2] == "up" && r[3] == "t")
+    let hosts = gw
+        .gateway
+        .as_ref()
+        .unwrap()
+        .shared
+        .router
+        .database("app")
+        .expect("load balancing is on for app")
+        .hosts
+        .clone();
+    wait_for("both replicas checked and up", || {
+        hosts.replicas().iter().all(|r| {
+            let health = r.health();
+            health.state == HostState::Up && health.in_recovery == Some(true)
+        })
     });
     gw
 }
@@ -239,6 +255,16 @@ fn reads_spread_writes_go_to_the_primary_and_hints_route_as_stated() {
         .unwrap_err();
     assert!(format!("{error:?}").contains("on their own"), "{error:?}");
 
+    // sluice.* through the extended protocol is refused, not forwarded.
+    let error = conn
+        .runtime
+        .block_on(conn.client.query("SHOW sluice.route", &[]))
+        .unwrap_err();
+    assert!(
+        format!("{error:?}").contains("simple query protocol"),
+        "{error:?}"
+    );
+
     // Prepared statements (extended protocol) are classified once and routed.
     let read = conn
         .runtime
@@ -276,6 +302,20 @@ fn reads_spread_writes_go_to_the_primary_and_hints_route_as_stated() {
         assert_eq!(row[2], "up");
         assert!(row[8].parse::<u64>().unwrap() >= 10, "served: {row:?}");
     }
+
+    // Session pooling: a read-only session may be served by a replica,
+    // any other session by the primary.
+    let session_gw = gateway_in(&cluster, "session", "");
+    let read_only = Conn::open(&session_gw, "app", "-c default_transaction_read_only=on");
+    let port = read_only.port("SELECT inet_server_port()");
+    assert!(port == r0 || port == r1, "{port}");
+    assert_eq!(
+        read_only.port("SELECT inet_server_port()"),
+        port,
+        "one server per session"
+    );
+    let read_write = Conn::open(&session_gw, "app", "");
+    assert_eq!(read_write.port("SELECT inet_server_port()"), primary);
 
     // sluice.min_lsn far in the future: no replica qualifies.
     conn.rows("SET sluice.min_lsn = 'FFFFFFFF/0'");
