@@ -155,6 +155,16 @@ impl AuthFile {
         self.users.get(user)
     }
 
+    /// The alphabetically first user whose plain password is known (the
+    /// gateway can log in to servers as that user on its own).
+    pub fn first_user_with_password(&self) -> Option<&str> {
+        self.users
+            .iter()
+            .filter(|(_, secret)| secret.password.is_some())
+            .map(|(user, _)| user.as_str())
+            .min()
+    }
+
     pub fn len(&self) -> usize {
         self.users.len()
     }

@@ -44,6 +44,21 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// The server could not be reached or is going away (as opposed to,
+    /// say, refusing the password): another host may do, or a retry later.
+    pub fn is_connection_failure(&self) -> bool {
+        match self {
+            BackendError::Connect { .. }
+            | BackendError::ConnectTimeout { .. }
+            | BackendError::Closed { .. }
+            | BackendError::Io { .. } => true,
+            BackendError::Server { fields, .. } => {
+                fields.code.starts_with("57P") || fields.code.starts_with("08")
+            }
+            _ => false,
+        }
+    }
+
     /// The SQLSTATE a client should see for this failure.
     pub fn sqlstate(&self) -> &str {
         match self {
@@ -460,6 +475,44 @@ impl ServerConn {
                     // housekeeping never copies; give up on this connection
                     self.broken = true;
                     return Err(self.protocol_error("unexpected COPY during housekeeping"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs a one-row, one-column query of the gateway's own (such as
+    /// `SELECT pg_current_wal_insert_lsn()`) and returns the value as text.
+    /// The connection must be idle; nothing reaches a client.
+    pub async fn query_value(&mut self, sql: &str) -> Result<Option<String>, BackendError> {
+        protocol::query(&mut self.wbuf, sql);
+        self.flush_wbuf().await?;
+        let mut error = None;
+        let mut value = None;
+        loop {
+            let (tag, body) = self.read_message().await?;
+            match tag {
+                b'E' => error = Some(protocol::decode_error_fields(&body)),
+                b'D' if value.is_none() && body.len() >= 6 => {
+                    let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                    if len >= 0 {
+                        let text = body.get(6..6 + len as usize).unwrap_or_default();
+                        value = Some(String::from_utf8_lossy(text).into_owned());
+                    }
+                }
+                b'Z' => {
+                    self.status = body.first().copied().unwrap_or(b'I');
+                    return match error {
+                        None => Ok(value),
+                        Some(fields) => Err(BackendError::Server {
+                            addr: self.target.addr(),
+                            fields,
+                        }),
+                    };
+                }
+                b'G' | b'H' | b'W' => {
+                    self.broken = true;
+                    return Err(self.protocol_error("unexpected COPY in a gateway query"));
                 }
                 _ => {}
             }

@@ -15,11 +15,19 @@
 //!    for statements it injected, COPY starts);
 //! 6. at `ReadyForQuery` with the server idle, return the server to the pool
 //!    (transaction mode), or keep it (session mode, and inside transactions).
+//!
+//! With load balancing (a database with `replicas`), step 2 first decides
+//! where the request goes (see [`Balancing`] and `Session::checkout`): the
+//! gateway answers `SET`/`SHOW sluice.*` itself, reads go to a replica that
+//! has replayed the client's sticky position, everything else to the
+//! primary; and at step 6, after a transaction that wrote, the primary's WAL
+//! position is recorded before the client hears `ReadyForQuery`.
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,10 +37,19 @@ use crate::auth::{decode_sasl_initial, md5_verify, ScramServer};
 use crate::backend::{
     param, set_param, statement_name, BackendError, Params, PendingParse, ServerConn,
 };
+use crate::balance::classify::{
+    Classification, Effect, PrimaryReason, Route, RouteSetting, SluiceCommand, SluiceSetting,
+};
+use crate::balance::config::StickyMode;
+use crate::balance::hosts::{Choice, InFlight, Limits};
+use crate::balance::route::{self, SessionRouting, Target};
+use crate::balance::sticky::{StickyStore, UNKNOWN_POSITION};
+use crate::balance::Lsn;
 use crate::cancel::CancelKey;
 use crate::config::{AuthType, PoolMode};
 use crate::pool::{Checkout, Pool, PoolError};
 use crate::protocol::{self, Frontend, ProtocolError, Startup};
+use crate::router::{self, BalancedDatabase};
 use crate::server::Shared;
 
 /// Why a client session ended abnormally.
@@ -46,6 +63,10 @@ pub enum ClientError {
     Fatal { code: &'static str, message: String },
     #[error("server connection lost: {0}")]
     ServerLost(BackendError),
+    /// A replica failed before any of its answer reached the client: send
+    /// the request elsewhere (never leaves the session).
+    #[error("replica failed before answering: {0}")]
+    Reroute(String),
 }
 
 fn fatal(code: &'static str, message: impl Into<String>) -> ClientError {
@@ -75,6 +96,8 @@ struct Statement {
     id: u64,
     query: Box<[u8]>,
     param_types: Box<[u8]>,
+    /// Where the statement may run (with load balancing; classified once, at Parse).
+    verdict: Option<Arc<Classification>>,
 }
 
 /// Serves one accepted client until it leaves.
@@ -113,6 +136,7 @@ async fn report_fatal(stream: &mut TcpStream, error: &ClientError) {
         ClientError::Fatal { code, message } => (*code, message.clone()),
         ClientError::Protocol(e) => ("08P01", e.to_string()),
         ClientError::ServerLost(e) => ("08006", format!("server connection lost: {e}")),
+        ClientError::Reroute(e) => ("08006", format!("server connection lost: {e}")),
     };
     let mut buf = BytesMut::new();
     protocol::error_response(&mut buf, "FATAL", code, &message);
@@ -124,6 +148,7 @@ struct LoggedIn {
     pool: Arc<Pool>,
     params: Params,
     cancel: CancelKey,
+    balancing: Option<Box<Balancing>>,
 }
 
 /// Reads one whole message during login.
@@ -207,15 +232,34 @@ async fn login(
         }
     };
     let mut params = defaults.clone();
+    // Settings for the gateway itself never reach a server.
+    let mut gateway_settings = Vec::new();
     for (name, value) in &startup {
         if name == "options" {
             for (name, value) in parse_options(value)? {
-                set_param(&mut params, &name, &value);
+                if is_gateway_setting(&name) {
+                    gateway_settings.push((name, value));
+                } else {
+                    set_param(&mut params, &name, &value);
+                }
             }
+        } else if is_gateway_setting(name) {
+            gateway_settings.push((name.clone(), value.clone()));
         } else if !NOT_SETTINGS.contains(&name.as_str()) {
             set_param(&mut params, name, value);
         }
     }
+    let balancing = match shared.router.database(database) {
+        Some(db) => Some(Box::new(Balancing::new(
+            shared,
+            db,
+            database,
+            user,
+            &params,
+            &gateway_settings,
+        )?)),
+        None => None,
+    };
     let params = pool.intern(params);
     if params != defaults {
         // Apply them once now so a bad value fails the login, as in PostgreSQL.
@@ -244,6 +288,7 @@ async fn login(
         pool,
         params,
         cancel,
+        balancing,
     }))
 }
 
@@ -394,6 +439,151 @@ fn parse_options(options: &str) -> Result<Vec<(String, String)>, ClientError> {
     Ok(settings)
 }
 
+/// Startup settings that are the gateway's, not the server's.
+fn is_gateway_setting(name: &str) -> bool {
+    name.starts_with("sluice.") || name == "target_session_attrs"
+}
+
+/// `on`, `true`, `yes`, `1` (PostgreSQL's boolean spellings, any case).
+fn is_on(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "on" | "true" | "yes" | "1" | "t" | "y"
+    )
+}
+
+/// Connection attempts to the primary before the client gets an error.
+const PRIMARY_CONNECT_TRIES: u32 = 3;
+/// The first wait before retrying the primary; doubled each time.
+const PRIMARY_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// One session's load-balancing state; exists only for databases with
+/// replicas while `load_balancing.enabled` (boxed: most sessions have none).
+struct Balancing {
+    db: Arc<BalancedDatabase>,
+    /// This (database, user)'s pool on each replica, by replica index.
+    replica_pools: Box<[Arc<Pool>]>,
+    user: String,
+    /// Prefix of this session's application sticky keys (the database).
+    database: String,
+    routing: SessionRouting,
+    /// `sluice.sticky_key` (used with `sticky = "key"`).
+    sticky_key: Option<String>,
+    /// Session pooling: the session asked to be read-only, so a replica may serve it.
+    read_only_session: bool,
+    /// This connection's last write: its WAL position and when it was recorded.
+    last_write: Option<(Lsn, tokio::time::Instant)>,
+    /// The current server: `None` for the primary, `Some(i)` for replica `i`.
+    on_replica: Option<usize>,
+    in_flight: Option<InFlight>,
+    /// A request on the current (primary) server may have written.
+    wrote: bool,
+    /// `rbuf[..classified]` has been looked at for writes.
+    classified: usize,
+    /// `relay` held back the client's final ReadyForQuery until the write's
+    /// position is recorded.
+    held_ready: bool,
+    /// The request sent to a replica, until the first byte of its answer:
+    /// if the replica fails before that, it is sent elsewhere.
+    resend: Option<Resend>,
+    /// Replica failures for the pending request.
+    reroutes: usize,
+    /// Something was sent on the current server.
+    sent_once: bool,
+}
+
+/// A request that may still be sent to another host.
+struct Resend {
+    bytes: BytesMut,
+    request_end: usize,
+    has_named: bool,
+}
+
+impl Balancing {
+    fn new(
+        shared: &Shared,
+        db: &Arc<BalancedDatabase>,
+        database: &str,
+        user: &str,
+        params: &Params,
+        gateway_settings: &[(String, String)],
+    ) -> Result<Balancing, ClientError> {
+        let replica_pools = (0..db.hosts.replicas().len())
+            .map(|index| {
+                shared
+                    .pools
+                    .get_on(&shared.config, database, user, Some(index))
+                    .expect("every replica of a configured database has a pool")
+            })
+            .collect();
+        let mut balancing = Balancing {
+            db: db.clone(),
+            replica_pools,
+            user: user.to_owned(),
+            database: database.to_owned(),
+            routing: SessionRouting::default(),
+            sticky_key: None,
+            read_only_session: param(params, "default_transaction_read_only").is_some_and(is_on),
+            last_write: None,
+            on_replica: None,
+            in_flight: None,
+            wrote: false,
+            classified: 0,
+            held_ready: false,
+            resend: None,
+            reroutes: 0,
+            sent_once: false,
+        };
+        for (name, value) in gateway_settings {
+            let bad = |what: &str| fatal("22023", format!("invalid value for {name}: {what}"));
+            match name.as_str() {
+                "target_session_attrs" => {
+                    balancing.read_only_session |=
+                        matches!(value.as_str(), "read-only" | "standby" | "prefer-standby");
+                }
+                "sluice.sticky_key" => {
+                    balancing.sticky_key = Some(value.clone()).filter(|k| !k.is_empty())
+                }
+                "sluice.route" => {
+                    balancing.routing.route = match value.as_str() {
+                        "auto" => RouteSetting::Auto,
+                        "primary" => RouteSetting::Primary,
+                        "replica" => RouteSetting::Replica,
+                        _ => return Err(bad("expected auto, primary or replica")),
+                    }
+                }
+                "sluice.min_lsn" => {
+                    balancing.routing.min_lsn = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad("expected a WAL position like 0/16B3748"))?,
+                    )
+                }
+                other => {
+                    return Err(fatal(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{other}\""),
+                    ))
+                }
+            }
+        }
+        Ok(balancing)
+    }
+
+    /// The position this connection's own last write requires, within the TTL.
+    fn own_position(&self, ttl: Duration) -> Option<Lsn> {
+        self.last_write
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(lsn, _)| lsn)
+    }
+
+    fn store_key(&self) -> Option<String> {
+        self.sticky_key
+            .as_ref()
+            .map(|key| format!("{}/{key}", self.database))
+    }
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -438,6 +628,23 @@ fn is_sql_prepare(sql: &[u8]) -> bool {
     !(next.len() >= 11 && next[..11].eq_ignore_ascii_case(b"transaction"))
 }
 
+/// A pending request after the gateway looked at it.
+enum Pending {
+    /// The gateway answered it (a `sluice.*` command, or a refusal).
+    Answered,
+    /// It needs a server; this is where it may run.
+    Route(Classification),
+}
+
+/// What [`Session::classify_pending`] found.
+enum Classified {
+    Route(Classification),
+    /// One simple query of only `sluice.*` commands.
+    Gateway(Arc<Classification>),
+    /// `sluice.*` commands mixed with SQL or in the extended protocol.
+    Refuse(&'static str),
+}
+
 /// What one turn of the exchange loop decided.
 enum Step {
     /// The server is idle and may go back to the pool.
@@ -469,6 +676,8 @@ struct Session {
     max_packet: usize,
     /// Scratch buffer for relayed bytes when some must be dropped.
     scratch: BytesMut,
+    /// Load balancing, for databases with replicas.
+    balancing: Option<Box<Balancing>>,
 }
 
 /// Pending client bytes beyond which a request is sent without waiting for its end.
@@ -494,6 +703,7 @@ impl Session {
             cancel: login.cancel,
             max_packet,
             scratch: BytesMut::new(),
+            balancing: login.balancing,
         }
     }
 
@@ -525,9 +735,26 @@ impl Session {
                     if answered {
                         continue;
                     }
+                    let verdict = match (self.balancing.is_some(), self.pool.mode) {
+                        (false, _) => None,
+                        (true, PoolMode::Transaction) => {
+                            match Box::pin(self.gateway_commands()).await? {
+                                Pending::Answered => continue,
+                                Pending::Route(verdict) => Some(verdict),
+                            }
+                        }
+                        // Session pooling routes the whole session at once.
+                        (true, PoolMode::Session) => Some(Classification {
+                            route: Route::Replica,
+                            may_write: false,
+                            hinted: false,
+                            gateway_only: false,
+                            effects: Vec::new(),
+                        }),
+                    };
                     // Boxed (here and below): a rarely taken path must not
                     // grow every idle client's task.
-                    let checkout = Box::pin(self.checkout()).await;
+                    let checkout = Box::pin(self.checkout(verdict)).await;
                     match checkout {
                         Ok(checkout) => server = Some(checkout),
                         Err(error) => Box::pin(self.refuse_request(error)).await?,
@@ -540,6 +767,17 @@ impl Session {
                             self.cancel.slot.set(None);
                             self.pool.stats.xact_count.fetch_add(1, Relaxed);
                             server = None;
+                            if let Some(lb) = self.balancing.as_mut() {
+                                lb.in_flight = None;
+                                lb.resend = None;
+                                lb.reroutes = 0;
+                            }
+                        }
+                        Err(ClientError::Reroute(reason)) => {
+                            self.cancel.slot.set(None);
+                            srv.broken = true;
+                            server = None;
+                            self.reroute(&reason);
                         }
                         Ok(Step::ClientGone) => {
                             self.cancel.slot.set(None);
@@ -666,12 +904,14 @@ impl Session {
             } = protocol::decode_frontend(&self.rbuf[range])?
             {
                 let id = self.shared.next_statement_id();
+                let verdict = self.statement_verdict(query);
                 self.statements.insert(
                     name.into(),
                     Statement {
                         id,
                         query: query.into(),
                         param_types: param_types.into(),
+                        verdict,
                     },
                 );
             }
@@ -684,21 +924,88 @@ impl Session {
         Ok(true)
     }
 
+    /// A prepared statement's classification, made once at Parse (cached by text).
+    fn statement_verdict(&self, query: &[u8]) -> Option<Arc<Classification>> {
+        self.balancing.as_ref()?;
+        let sql = std::str::from_utf8(query).ok()?;
+        Some(self.shared.router.classifier.classify(sql))
+    }
+
     fn consume(&mut self, len: usize) {
         self.rbuf.advance(len);
         self.scanned -= len;
         self.request_end = self.request_end.saturating_sub(len);
+        if let Some(lb) = self.balancing.as_mut() {
+            lb.classified = lb.classified.saturating_sub(len);
+        }
         if self.scanned == 0 {
             self.has_named = false;
         }
     }
 
     /// Gets a server connection for the pending request and makes it look
-    /// like this client's own. This is the seam for routing: a router that
-    /// picks a host (primary or replica) per request, and per-host pools,
-    /// replace the single `self.pool.checkout()` here.
-    async fn checkout(&mut self) -> Result<Checkout, PoolError> {
-        let mut checkout = self.pool.checkout().await?;
+    /// like this client's own. Without load balancing that is the primary's
+    /// pool; with it, `verdict` (the pending request's classification) and
+    /// the session's routing state choose the host (see [`route::target`]):
+    /// a replica that fails to connect is marked down and the request goes
+    /// to another replica, then the primary; the primary is tried
+    /// `PRIMARY_CONNECT_TRIES` times with exponential backoff.
+    async fn checkout(&mut self, verdict: Option<Classification>) -> Result<Checkout, PoolError> {
+        let Some(verdict) = verdict else {
+            let pool = self.pool.clone();
+            return self.checkout_from(&pool).await;
+        };
+        let mut target = self.choose_host(&verdict).await;
+        let mut primary_tries = 0;
+        loop {
+            let lb = self.balancing.as_ref().expect("verdict implies balancing");
+            let pool = match target {
+                Some(index) => lb.replica_pools[index].clone(),
+                None => self.pool.clone(),
+            };
+            match self.checkout_from(&pool).await {
+                Ok(checkout) => {
+                    let lb = self.balancing.as_mut().expect("verdict implies balancing");
+                    lb.on_replica = target;
+                    lb.in_flight = Some(match target {
+                        Some(index) => lb.db.hosts.start_on_replica(index),
+                        None => lb.db.hosts.start_on_primary(),
+                    });
+                    lb.wrote = target.is_none() && verdict.may_write;
+                    lb.classified = self.scanned;
+                    lb.held_ready = false;
+                    lb.sent_once = false;
+                    return Ok(checkout);
+                }
+                Err(PoolError::Backend(error)) if error.is_connection_failure() => match target {
+                    Some(index) => {
+                        let lb = self.balancing.as_mut().expect("verdict implies balancing");
+                        lb.db.hosts.mark_replica_down(index, &error.to_string());
+                        lb.reroutes += 1;
+                        tracing::info!(pool = ?pool.key, %error, "replica failed; routing again");
+                        target = self.choose_host(&verdict).await;
+                    }
+                    None => {
+                        primary_tries += 1;
+                        if primary_tries >= PRIMARY_CONNECT_TRIES {
+                            return Err(PoolError::Unreachable {
+                                tries: primary_tries,
+                                source: error,
+                            });
+                        }
+                        let delay = PRIMARY_RETRY_DELAY * (1 << (primary_tries - 1));
+                        tracing::warn!(pool = ?pool.key, %error, ?delay, "primary unreachable; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                },
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Checks a server out of `pool` and brings its parameters in line.
+    async fn checkout_from(&mut self, pool: &Arc<Pool>) -> Result<Checkout, PoolError> {
+        let mut checkout = pool.checkout().await?;
         if let Err(e) = sync_params(&self.params, &mut checkout).await {
             checkout.broken = true;
             return Err(e.into());
@@ -709,6 +1016,264 @@ impl Session {
             checkout.secret,
         )));
         Ok(checkout)
+    }
+
+    /// Where a request with this classification goes: `Some(i)` for
+    /// replica `i`, `None` for the primary.
+    async fn choose_host(&self, verdict: &Classification) -> Option<usize> {
+        let lb = self.balancing.as_deref()?;
+        let config = &self.shared.config.load_balancing;
+        if lb.reroutes > lb.replica_pools.len() {
+            return None;
+        }
+        if self.pool.mode == PoolMode::Session {
+            if !lb.read_only_session || config.is_primary_only(&lb.user) {
+                return None;
+            }
+            return match lb.db.hosts.choose(None, &Limits::from(config)) {
+                Choice::Replica(index) => Some(index),
+                Choice::Primary(_) => None,
+            };
+        }
+        let sticky = match config.sticky {
+            StickyMode::Off => None,
+            StickyMode::Connection => lb.own_position(config.sticky_ttl),
+            StickyMode::Key => {
+                let own = lb.own_position(config.sticky_ttl);
+                match (lb.store_key(), &self.shared.router.store) {
+                    (Some(key), Some(store)) => store.required_lsn(&key).await.max(own),
+                    _ => own,
+                }
+            }
+        };
+        match route::target(config, &lb.user, &lb.routing, verdict, sticky, &lb.db.hosts) {
+            Target::Replica(index) => Some(index),
+            Target::Primary(why) => {
+                tracing::trace!(%why, "to the primary");
+                None
+            }
+        }
+    }
+
+    /// A replica failed before answering: mark it down and put the request
+    /// back in front of anything the client sent since, to be routed again.
+    fn reroute(&mut self, reason: &str) {
+        let Some(lb) = self.balancing.as_mut() else {
+            return;
+        };
+        if let Some(index) = lb.on_replica.take() {
+            lb.db.hosts.mark_replica_down(index, reason);
+        }
+        lb.in_flight = None;
+        lb.reroutes += 1;
+        tracing::info!(
+            reason,
+            "replica failed before answering; sending the request elsewhere"
+        );
+        if let Some(resend) = lb.resend.take() {
+            let len = resend.bytes.len();
+            let mut bytes = resend.bytes;
+            bytes.extend_from_slice(&self.rbuf);
+            self.rbuf = bytes;
+            self.scanned += len;
+            self.request_end = if self.request_end > 0 {
+                self.request_end + len
+            } else {
+                resend.request_end
+            };
+            self.has_named |= resend.has_named;
+        }
+    }
+
+    /// Classifies the pending request. A `SET`/`SHOW sluice.*` string is
+    /// answered here (simple query protocol only); otherwise the
+    /// combined verdict of every statement in the request is returned.
+    async fn gateway_commands(&mut self) -> Result<Pending, ClientError> {
+        let verdict = self.classify_pending(0)?;
+        match verdict {
+            Classified::Route(verdict) => Ok(Pending::Route(verdict)),
+            Classified::Refuse(message) => {
+                let mut out = BytesMut::new();
+                protocol::error_response(&mut out, "ERROR", "0A000", message);
+                protocol::ready_for_query(&mut out, b'I');
+                self.stream.write_all(&out).await?;
+                let end = self.request_end;
+                self.consume(end);
+                Ok(Pending::Answered)
+            }
+            Classified::Gateway(verdict) => {
+                let out = self.answer_sluice(&verdict);
+                self.stream.write_all(&out).await?;
+                let end = self.request_end;
+                self.consume(end);
+                Ok(Pending::Answered)
+            }
+        }
+    }
+
+    /// Classifies the client messages in `rbuf[from..scanned]` and combines
+    /// their verdicts: the request may use a replica only if every part may;
+    /// anything the gateway cannot see into goes to the primary.
+    fn classify_pending(&self, from: usize) -> Result<Classified, ClientError> {
+        let classifier = &self.shared.router.classifier;
+        let unknown = || {
+            Arc::new(Classification {
+                route: Route::Primary(PrimaryReason::Unclassified),
+                may_write: true,
+                hinted: false,
+                gateway_only: false,
+                effects: Vec::new(),
+            })
+        };
+        let classify = |sql: &[u8]| match std::str::from_utf8(sql) {
+            Ok(sql) => classifier.classify(sql),
+            Err(_) => unknown(),
+        };
+        let mut combined = Classification {
+            route: Route::Replica,
+            may_write: false,
+            hinted: false,
+            gateway_only: false,
+            effects: Vec::new(),
+        };
+        let mut unnamed_parsed = false;
+        let mut offset = from;
+        let mut messages = 0;
+        while offset < self.scanned {
+            let msg = &self.rbuf[offset..self.scanned];
+            let total = i32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize + 1;
+            let msg = &msg[..total];
+            offset += total;
+            messages += 1;
+            let verdict = match protocol::decode_frontend(msg)? {
+                Frontend::Query(sql) => {
+                    let verdict = classify(sql);
+                    if verdict
+                        .effects
+                        .iter()
+                        .any(|e| matches!(e, Effect::Sluice(_)))
+                    {
+                        return Ok(
+                            if verdict.gateway_only
+                                && from == 0
+                                && offset == self.scanned
+                                && messages == 1
+                            {
+                                Classified::Gateway(verdict)
+                            } else {
+                                Classified::Refuse(
+                                "sluice.* commands must be sent on their own, outside a transaction",
+                            )
+                            },
+                        );
+                    }
+                    verdict
+                }
+                Frontend::Parse { name, query, .. } => {
+                    unnamed_parsed |= name.is_empty();
+                    let verdict = classify(query);
+                    if verdict
+                        .effects
+                        .iter()
+                        .any(|e| matches!(e, Effect::Sluice(_)))
+                    {
+                        return Ok(Classified::Refuse(
+                            "sluice.* commands work with the simple query protocol only",
+                        ));
+                    }
+                    verdict
+                }
+                Frontend::Bind { statement, .. } if statement.is_empty() => {
+                    if unnamed_parsed {
+                        continue;
+                    }
+                    unknown()
+                }
+                Frontend::Bind { statement, .. } => self
+                    .statements
+                    .get(statement)
+                    .and_then(|s| s.verdict.clone())
+                    .unwrap_or_else(unknown),
+                Frontend::FunctionCall(_) => unknown(),
+                _ => continue,
+            };
+            combined.may_write |= verdict.may_write;
+            combined.hinted |= verdict.hinted;
+            if combined.route == Route::Replica {
+                combined.route = verdict.route;
+            }
+        }
+        Ok(Classified::Route(combined))
+    }
+
+    /// The gateway's own answer to a string of `SET`/`SHOW sluice.*`.
+    fn answer_sluice(&mut self, verdict: &Classification) -> BytesMut {
+        let mut out = BytesMut::new();
+        if let Some(message) = verdict.sluice_error() {
+            protocol::error_response(&mut out, "ERROR", "22023", message);
+            protocol::ready_for_query(&mut out, b'I');
+            return out;
+        }
+        let lb = self.balancing.as_mut().expect("only with load balancing");
+        for effect in &verdict.effects {
+            let Effect::Sluice(command) = effect else {
+                continue;
+            };
+            match command {
+                SluiceCommand::SetRoute(setting) => lb.routing.route = *setting,
+                SluiceCommand::SetStickyKey(key) => {
+                    lb.sticky_key = key.clone().filter(|k| !k.is_empty())
+                }
+                SluiceCommand::SetMinLsn(lsn) => lb.routing.min_lsn = *lsn,
+                SluiceCommand::Show(setting) => {
+                    let value = match setting {
+                        SluiceSetting::Route => match lb.routing.route {
+                            RouteSetting::Auto => "auto".to_string(),
+                            RouteSetting::Primary => "primary".to_string(),
+                            RouteSetting::Replica => "replica".to_string(),
+                        },
+                        SluiceSetting::StickyKey => lb.sticky_key.clone().unwrap_or_default(),
+                        SluiceSetting::MinLsn => lb
+                            .routing
+                            .min_lsn
+                            .map_or_else(String::new, |lsn| lsn.to_string()),
+                        SluiceSetting::LastWriteLsn => {
+                            lb.last_write.map_or(Lsn(0), |(lsn, _)| lsn).to_string()
+                        }
+                        SluiceSetting::Hosts => {
+                            let rows = router::hosts_rows(&lb.db.hosts);
+                            router::text_result(&mut out, router::HOSTS_COLUMNS, &rows, "SHOW");
+                            continue;
+                        }
+                    };
+                    router::text_result(&mut out, &[setting.name()], &[vec![Some(value)]], "SHOW");
+                    continue;
+                }
+                SluiceCommand::Invalid(_) => unreachable!("answered above"),
+            }
+            router::command_complete(&mut out, "SET");
+        }
+        protocol::ready_for_query(&mut out, b'I');
+        out
+    }
+
+    /// Notes whether client messages about to go to the primary may write
+    /// (so the transaction's position is recorded when it ends).
+    fn note_writes(&mut self) {
+        let Some(lb) = self.balancing.as_deref() else {
+            return;
+        };
+        if lb.on_replica.is_some() || lb.wrote || lb.classified >= self.scanned {
+            return;
+        }
+        let from = lb.classified;
+        let may_write = match self.classify_pending(from) {
+            Ok(Classified::Route(verdict)) => verdict.may_write,
+            _ => true,
+        };
+        let lb = self.balancing.as_mut().expect("checked above");
+        lb.wrote |= may_write;
+        lb.classified = self.scanned;
     }
 
     /// No server for this request: answer it with an error and drop it.
@@ -727,9 +1292,23 @@ impl Session {
     /// the client leaves.
     async fn exchange(&mut self, srv: &mut Checkout) -> Result<Step, ClientError> {
         let srv: &mut ServerConn = srv;
+        // On a replica, requests that arrive while one is running wait for
+        // it to finish and are routed on their own (they may be writes).
+        let on_replica = self.pool.mode == PoolMode::Transaction
+            && self
+                .balancing
+                .as_ref()
+                .is_some_and(|lb| lb.on_replica.is_some());
         loop {
-            if self.scanned > 0 {
-                self.send_to_server(srv).await?;
+            if self.scanned > 0 && (!on_replica || srv.outstanding.idle()) {
+                if self.balancing.is_some() && self.pool.mode == PoolMode::Transaction {
+                    self.note_writes();
+                    self.keep_for_resend(on_replica);
+                }
+                let sent = self.send_to_server(srv).await;
+                if let Err(error) = sent {
+                    return Err(self.replica_failed(error));
+                }
             }
             if self.terminating {
                 return Ok(Step::ClientGone);
@@ -740,13 +1319,33 @@ impl Session {
             tokio::select! {
                 biased;
                 read = srv.stream.read_buf(&mut srv.rbuf) => {
-                    match read {
-                        Ok(0) => return Err(ClientError::ServerLost(BackendError::Closed { addr: srv.target.addr() })),
-                        Err(source) => return Err(ClientError::ServerLost(BackendError::Io { addr: srv.target.addr(), source })),
-                        Ok(_) => {}
+                    let lost = match read {
+                        Ok(0) => Some(BackendError::Closed { addr: srv.target.addr() }),
+                        Err(source) => Some(BackendError::Io { addr: srv.target.addr(), source }),
+                        Ok(_) => None,
+                    };
+                    if let Some(error) = lost {
+                        return Err(self.replica_failed(ClientError::ServerLost(error)));
+                    }
+                    if self.awaiting_first_answer() {
+                        match first_answer(&srv.rbuf) {
+                            FirstAnswer::Incomplete => continue,
+                            FirstAnswer::ServerGone(message) => return Err(ClientError::Reroute(message)),
+                            FirstAnswer::Answer => {
+                                if let Some(lb) = self.balancing.as_mut() {
+                                    lb.resend = None;
+                                }
+                            }
+                        }
                     }
                     self.relay(srv).await?;
-                    if self.pool.mode == PoolMode::Transaction && srv.clean() && self.scanned == 0 {
+                    if self.balancing.as_ref().is_some_and(|lb| lb.held_ready) {
+                        Box::pin(self.record_write(srv)).await?;
+                    }
+                    if self.pool.mode == PoolMode::Transaction
+                        && srv.clean()
+                        && (self.scanned == 0 || on_replica)
+                    {
                         return Ok(Step::Release);
                     }
                 }
@@ -758,6 +1357,72 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Before the first send on a replica, keeps a copy of the request so it
+    /// can go elsewhere if the replica fails before answering.
+    fn keep_for_resend(&mut self, on_replica: bool) {
+        let Some(lb) = self.balancing.as_mut() else {
+            return;
+        };
+        if on_replica && lb.resend.is_none() && lb.in_flight.is_some() && !lb.sent_once {
+            lb.resend = Some(Resend {
+                bytes: BytesMut::from(&self.rbuf[..self.scanned]),
+                request_end: self.request_end,
+                has_named: self.has_named,
+            });
+        }
+        lb.sent_once = true;
+    }
+
+    /// The request went to a replica and nothing of its answer reached the
+    /// client yet.
+    fn awaiting_first_answer(&self) -> bool {
+        self.balancing
+            .as_ref()
+            .is_some_and(|lb| lb.resend.is_some())
+    }
+
+    /// Turns a lost replica connection into a reroute when the request can
+    /// still be sent elsewhere; otherwise the error stands.
+    fn replica_failed(&self, error: ClientError) -> ClientError {
+        if self.awaiting_first_answer() {
+            ClientError::Reroute(error.to_string())
+        } else {
+            error
+        }
+    }
+
+    /// A transaction that wrote ended on the primary and `relay` held back
+    /// its ReadyForQuery: read the primary's WAL insert position on the same
+    /// connection, record it for the sticky key, then let the client go on.
+    /// If the position cannot be read, record one no replica reaches, so
+    /// reads stay on the primary for the TTL rather than risk a stale read.
+    async fn record_write(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
+        let lsn = if srv.streaming == 0 && srv.rbuf.is_empty() {
+            match srv.query_value("SELECT pg_current_wal_insert_lsn()").await {
+                Ok(Some(text)) => text.parse().unwrap_or(UNKNOWN_POSITION),
+                Ok(None) => UNKNOWN_POSITION,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the WAL position after a write");
+                    srv.broken = true;
+                    UNKNOWN_POSITION
+                }
+            }
+        } else {
+            UNKNOWN_POSITION
+        };
+        let lb = self.balancing.as_mut().expect("held only with balancing");
+        lb.held_ready = false;
+        lb.wrote = false;
+        lb.last_write = Some((lsn, tokio::time::Instant::now()));
+        if let (Some(key), Some(store)) = (lb.store_key(), &self.shared.router.store) {
+            store.record_write(&key, lsn).await;
+        }
+        let mut out = BytesMut::with_capacity(6);
+        protocol::ready_for_query(&mut out, b'I');
+        self.stream.write_all(&out).await?;
+        Ok(())
     }
 
     /// Sends every complete pending client message to `srv`, renaming
@@ -827,12 +1492,14 @@ impl Session {
                     param_types,
                 } if !client_name.is_empty() => {
                     let id = self.shared.next_statement_id();
+                    let verdict = self.statement_verdict(query);
                     self.statements.insert(
                         client_name.into(),
                         Statement {
                             id,
                             query: query.into(),
                             param_types: param_types.into(),
+                            verdict,
                         },
                     );
                     make_room(srv, limit, &mut name);
@@ -956,6 +1623,9 @@ impl Session {
                     srv.status = srv.rbuf[pos + 5];
                     srv.copy_in = false;
                     finish_batch(srv);
+                    if self.hold_ready(srv) {
+                        drop_message = true;
+                    }
                 }
                 b'1' => {
                     if let Some(parse) = srv.outstanding.parses.pop_front() {
@@ -1011,6 +1681,55 @@ impl Session {
         }
         result.map_err(ClientError::Io)
     }
+}
+
+impl Session {
+    /// At a ReadyForQuery: is this the end of a transaction that wrote on
+    /// the primary (idle, nothing else owed, sticky on)? Then the client
+    /// must not see it before the write's position is recorded.
+    fn hold_ready(&mut self, srv: &ServerConn) -> bool {
+        let sticky = self.shared.config.load_balancing.sticky;
+        let transaction_mode = self.pool.mode == PoolMode::Transaction;
+        let Some(lb) = self.balancing.as_mut() else {
+            return false;
+        };
+        let hold = transaction_mode
+            && sticky != StickyMode::Off
+            && lb.wrote
+            && lb.on_replica.is_none()
+            && srv.status == b'I'
+            && srv.outstanding.idle();
+        lb.held_ready |= hold;
+        hold
+    }
+}
+
+/// How a replica's answer to a resendable request begins.
+enum FirstAnswer {
+    /// Not one whole message yet.
+    Incomplete,
+    /// The server is shutting down or cannot serve (SQLSTATE class 57P or
+    /// 08): nothing ran, so the request may go elsewhere.
+    ServerGone(String),
+    /// A real answer: relay it.
+    Answer,
+}
+
+fn first_answer(buf: &[u8]) -> FirstAnswer {
+    if buf.len() < 5 {
+        return FirstAnswer::Incomplete;
+    }
+    let total = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]).max(4) as usize + 1;
+    if buf.len() < total {
+        return FirstAnswer::Incomplete;
+    }
+    if buf[0] == b'E' {
+        let fields = protocol::decode_error_fields(&buf[5..total]);
+        if fields.code.starts_with("57P") || fields.code.starts_with("08") {
+            return FirstAnswer::ServerGone(fields.message);
+        }
+    }
+    FirstAnswer::Answer
 }
 
 /// Records that a message with `tag` went to the server.

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::auth::{AuthFile, AuthFileError};
+use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
 
 /// A configuration that cannot be used, with the place that is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,10 @@ pub struct DatabaseConfig {
     pub dbname: Option<String>,
     pub pool_size: Option<Spanned<u32>>,
     pub pool_mode: Option<PoolMode>,
+    /// Hot standbys of this database (`"host:port"`) that may serve reads
+    /// (see `[load_balancing]`).
+    #[serde(default)]
+    pub replicas: Vec<HostAddr>,
 }
 
 fn default_pg_port() -> u16 {
@@ -213,6 +218,8 @@ struct ConfigFile {
     databases: BTreeMap<String, DatabaseConfig>,
     #[serde(default)]
     users: BTreeMap<String, UserConfig>,
+    #[serde(default)]
+    load_balancing: LoadBalancing,
 }
 
 /// The validated configuration.
@@ -227,6 +234,8 @@ pub struct Config {
     pub users: BTreeMap<String, UserConfig>,
     /// Users and their secrets from `auth_file` (empty without one).
     pub auth: AuthFile,
+    /// `[load_balancing]`: reads to replicas, sticky read-your-writes.
+    pub load_balancing: LoadBalancing,
 }
 
 /// The settings one (database, user) pool runs with.
@@ -298,6 +307,14 @@ impl Config {
                 positive(size, "pool_size")?;
             }
         }
+        for (name, db) in &file.databases {
+            validate_replicas(name, &db.host, db.port, &db.replicas).map_err(|message| {
+                invalid(section_span(text, &format!("databases.{name}")), message)
+            })?;
+        }
+        file.load_balancing
+            .validate()
+            .map_err(|message| invalid(section_span(text, "load_balancing"), message))?;
         if file.databases.is_empty() {
             return Err(invalid(
                 None,
@@ -335,6 +352,7 @@ impl Config {
             databases: file.databases,
             users: file.users,
             auth,
+            load_balancing: file.load_balancing,
         })
     }
 
@@ -360,10 +378,33 @@ impl Config {
         })
     }
 
+    /// The user the replica health checker logs in as:
+    /// `load_balancing.health_check_user`, else the first `auth_file` user
+    /// (by name) whose password the file holds in plain text.
+    pub fn health_check_user(&self) -> Option<String> {
+        self.load_balancing
+            .health_check_user
+            .clone()
+            .or_else(|| self.auth.first_user_with_password().map(str::to_owned))
+    }
+
     /// The largest client message accepted, in bytes.
     pub fn max_packet_size(&self) -> usize {
         *self.proxy.max_packet_size.get_ref() as usize
     }
+}
+
+/// Where the `[name]` table header is, for errors about a whole section.
+fn section_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
+    let header = format!("[{name}]");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == header {
+            return Some(offset..offset + line.len());
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -414,6 +455,35 @@ impl fmt::Display for Config {
             writeln!(f, "dbname = \"{}\"", s.dbname)?;
             writeln!(f, "pool_size = {}", s.pool_size)?;
             writeln!(f, "pool_mode = \"{}\"", s.pool_mode)?;
+            if !db.replicas.is_empty() {
+                let list: Vec<String> = db.replicas.iter().map(|r| format!("\"{r}\"")).collect();
+                writeln!(f, "replicas = [{}]", list.join(", "))?;
+            }
+        }
+        let lb = &self.load_balancing;
+        writeln!(f, "\n[load_balancing]")?;
+        writeln!(f, "enabled = {}", lb.enabled)?;
+        writeln!(
+            f,
+            "replica_check_interval = {}",
+            lb.replica_check_interval.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "max_replication_lag_bytes = {}",
+            lb.max_replication_lag_bytes
+        )?;
+        writeln!(
+            f,
+            "max_replication_lag_time = {}",
+            lb.max_replication_lag_time.as_secs_f64()
+        )?;
+        writeln!(f, "sticky = \"{}\"", lb.sticky)?;
+        writeln!(f, "sticky_ttl = {}", lb.sticky_ttl.as_secs_f64())?;
+        writeln!(f, "sticky_store = \"{}\"", lb.sticky_store)?;
+        writeln!(f, "primary_only_users = {:?}", lb.primary_only_users)?;
+        if let Some(user) = self.health_check_user() {
+            writeln!(f, "# replicas are checked as user \"{user}\"")?;
         }
         for (name, user) in &self.users {
             writeln!(f, "\n[users.{name}]")?;
@@ -431,6 +501,7 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::config::StickyMode;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("gw.toml"), text)
@@ -527,6 +598,44 @@ mod tests {
     #[test]
     fn no_databases_is_an_error() {
         assert!(error("[proxy]\nauth_type = \"trust\"\n").contains("no [databases.NAME]"));
+    }
+
+    #[test]
+    fn replicas_and_load_balancing_are_read_and_checked_with_lines() {
+        let text = "[proxy]\nauth_type = \"trust\"\n[databases.app]\nhost = \"127.0.0.1\"\n\
+                    replicas = [\"127.0.0.1:5433\", \"127.0.0.1:5434\"]\n\
+                    [load_balancing]\nsticky = \"key\"\nprimary_only_users = [\"background\"]\n";
+        let config = parse(text).unwrap();
+        assert_eq!(config.databases["app"].replicas.len(), 2);
+        assert_eq!(config.load_balancing.sticky, StickyMode::Key);
+        assert!(config.load_balancing.is_primary_only("background"));
+        let shown = config.to_string();
+        assert!(
+            shown.contains("replicas = [\"127.0.0.1:5433\", \"127.0.0.1:5434\"]"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("[load_balancing]\nenabled = true"),
+            "{shown}"
+        );
+
+        let message = error(&text.replace("5434", "5432"));
+        assert_eq!(
+            message,
+            "gw.toml:3: databases.app.replicas: 127.0.0.1:5432 is the primary itself"
+        );
+        let message = error(&text.replace("\"127.0.0.1:5434\"", "\"nohost\""));
+        assert!(message.starts_with("gw.toml:5: "), "{message}");
+        let message = error(&text.replace("sticky = \"key\"", "sticky = \"always\""));
+        assert!(message.starts_with("gw.toml:7: "), "{message}");
+        let message = error(&text.replace(
+            "sticky = \"key\"",
+            "replica_check_interval = 5\nmax_replication_lag_time = 1",
+        ));
+        assert!(
+            message.starts_with("gw.toml:6: load_balancing.max_replication_lag_time"),
+            "{message}"
+        );
     }
 
     #[test]

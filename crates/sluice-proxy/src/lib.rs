@@ -18,9 +18,12 @@
 //! - [`balance`]: load balancing building blocks (statement classification,
 //!   WAL positions, sticky store, replica health and choice).
 //!
-//! A request router (reads to replicas) and per-host pools slot in between
-//! `client` (which asks for "a server for this request") and `pool` (which
-//! hands out connections to one host): see `Session::checkout`.
+//! - [`router`]: load balancing wired in: per database with replicas the
+//!   host table and health checker, the classifier cache, the sticky store.
+//!
+//! The request router sits between `client` (which asks for "a server for
+//! this request", `Session::checkout`) and `pool` (one pool per
+//! (database, user, host): the primary's and each replica's).
 
 pub mod auth;
 pub mod backend;
@@ -30,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod pool;
 pub mod protocol;
+pub mod router;
 pub mod server;
 
 pub use config::Config;

@@ -1,4 +1,5 @@
-//! Server connection pools, one per (database, user).
+//! Server connection pools, one per (database, user, host): the primary's,
+//! and with load balancing one per replica as well.
 //!
 //! A pool's bookkeeping (pgbouncer's `objects.c`) sits behind one short-held
 //! `std::sync::Mutex`: idle connections, how many are open, and a FIFO queue
@@ -30,6 +31,9 @@ pub enum PoolError {
     QueryWaitTimeout(Duration),
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The primary could not be reached in `tries` attempts (with backoff).
+    #[error("primary unreachable after {tries} attempts: {source}")]
+    Unreachable { tries: u32, source: BackendError },
 }
 
 impl PoolError {
@@ -37,6 +41,7 @@ impl PoolError {
         match self {
             PoolError::QueryWaitTimeout(_) => "57014",
             PoolError::Backend(e) => e.sqlstate(),
+            PoolError::Unreachable { .. } => "08006",
         }
     }
 }
@@ -47,6 +52,8 @@ pub struct PoolKey {
     /// The database name clients ask for.
     pub database: String,
     pub user: String,
+    /// The server, `host:port` (the primary's or one replica's).
+    pub host: String,
 }
 
 /// Counters kept per pool, in memory (exposed by later admin commands).
@@ -518,17 +525,41 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// The pool for (`database`, `user`), or `None` for an unknown database.
+    /// The primary's pool for (`database`, `user`), or `None` for an unknown database.
     pub fn get(&self, config: &Config, database: &str, user: &str) -> Option<Arc<Pool>> {
+        self.get_on(config, database, user, None)
+    }
+
+    /// The pool for (`database`, `user`) on the primary (`replica = None`)
+    /// or on the database's replica at that index of its `replicas` list;
+    /// `None` for an unknown database or replica.
+    pub fn get_on(
+        &self,
+        config: &Config,
+        database: &str,
+        user: &str,
+        replica: Option<usize>,
+    ) -> Option<Arc<Pool>> {
+        let mut settings = config.pool_settings(database, user)?;
+        if let Some(index) = replica {
+            let addr = config.databases.get(database)?.replicas.get(index)?;
+            settings.host = addr.host.clone();
+            settings.port = addr.port;
+        }
+        let host = if settings.host.contains(':') {
+            format!("[{}]:{}", settings.host, settings.port)
+        } else {
+            format!("{}:{}", settings.host, settings.port)
+        };
         let key = PoolKey {
             database: database.to_string(),
             user: user.to_string(),
+            host,
         };
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pool) = pools.get(&key) {
             return Some(pool.clone());
         }
-        let settings = config.pool_settings(database, user)?;
         let pool = Arc::new(Pool::new(key.clone(), &settings, config));
         pools.insert(key, pool.clone());
         Some(pool)

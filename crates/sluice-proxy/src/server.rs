@@ -24,23 +24,30 @@ use crate::cancel::CancelRegistry;
 use crate::config::Config;
 use crate::pool::Pools;
 use crate::protocol::{self, Startup};
+use crate::router::Router;
 
 /// What every client task shares, passed explicitly (no globals).
 pub struct Shared {
     pub config: Arc<Config>,
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
+    /// Load balancing: host tables, health checkers, classifier, sticky store.
+    pub router: Router,
     next_statement: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(config: Arc<Config>) -> Shared {
-        Shared {
+    /// Builds the shared state and starts the replica health checkers (so
+    /// it must run inside the Tokio runtime).
+    pub fn new(config: Arc<Config>) -> io::Result<Shared> {
+        let router = Router::start(&config).map_err(io::Error::other)?;
+        Ok(Shared {
             config,
             pools: Pools::default(),
             cancels: Arc::new(CancelRegistry::default()),
+            router,
             next_statement: AtomicU64::new(1),
-        }
+        })
     }
 
     /// A fresh gateway-wide prepared statement id.
@@ -62,7 +69,7 @@ impl Gateway {
     pub async fn start(config: Arc<Config>) -> io::Result<Gateway> {
         let listener = TcpListener::bind((config.listen_ip, config.proxy.listen_port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(Shared::new(config)?);
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, shared.clone(), async {
             let _ = stopped.await;
@@ -105,7 +112,7 @@ pub async fn run_until_ctrl_c(config: Arc<Config>) -> io::Result<()> {
         })?;
     raise_fd_limit(&config);
     tracing::info!(addr = %listener.local_addr()?, config = %config.path.display(), "sluice proxy listening");
-    let shared = Arc::new(Shared::new(config));
+    let shared = Arc::new(Shared::new(config)?);
     serve(listener, shared, async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");

@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{cluster, create_role, server_connections, TestGateway};
@@ -230,10 +230,23 @@ fn reserve_pool_opens_after_reserve_pool_timeout_and_no_further() {
     });
 }
 
+/// The order is taken on the server: each waiter's statement draws the next
+/// number of a sequence, so it shows the order in which the gateway handed
+/// the one server connection on. (Recording the order when each test task
+/// saw its answer was flaky under load: a task that was served first could
+/// be polled after the next one.)
 #[test]
 fn waiting_clients_are_served_in_arrival_order() {
     let cluster = cluster();
     create_role(&cluster, "fifo");
+    cluster
+        .sql_in(
+            cluster.primary(),
+            "app",
+            "DROP SEQUENCE IF EXISTS fifo_order; CREATE SEQUENCE fifo_order; \
+             GRANT USAGE ON SEQUENCE fifo_order TO fifo",
+        )
+        .expect("sequence");
     let gw = TestGateway::start(
         &cluster,
         "pool_mode = \"transaction\"\ndefault_pool_size = 1\nquery_wait_timeout = 30",
@@ -248,27 +261,31 @@ fn waiting_clients_are_served_in_arrival_order() {
             waiters.push(connect(&gw, "fifo").await.unwrap());
         }
         holder.batch_execute("BEGIN").await.unwrap();
-        let order = Arc::new(Mutex::new(Vec::new()));
         let pool = gw.pool_stats("fifo");
         let mut tasks = Vec::new();
         for (i, client) in waiters.into_iter().enumerate() {
-            let order = order.clone();
             tasks.push(tokio::spawn(async move {
-                client.simple_query("SELECT 1").await.expect("served");
-                order.lock().unwrap().push(i);
+                let row = client
+                    .query_one("SELECT nextval('fifo_order')", &[])
+                    .await
+                    .expect("served");
+                (row.get::<_, i64>(0), i)
             }));
             // Wait until this client is queued before the next one arrives.
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + Duration::from_secs(30);
             while pool.snapshot().waiting < i as u32 + 1 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         assert_eq!(pool.snapshot().waiting, 4);
         holder.batch_execute("COMMIT").await.unwrap();
+        let mut served = Vec::new();
         for task in tasks {
-            task.await.unwrap();
+            served.push(task.await.unwrap());
         }
-        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+        served.sort();
+        let order: Vec<usize> = served.iter().map(|&(_, i)| i).collect();
+        assert_eq!(order, vec![0, 1, 2, 3], "{served:?}");
     });
 }
 

@@ -61,6 +61,9 @@ pub struct LoadBalancing {
     pub sticky_store: StickyStoreConfig,
     /// Users whose every statement goes to the primary (background jobs).
     pub primary_only_users: Vec<String>,
+    /// The user the health checker logs in as (its password must be in the
+    /// `auth_file` in plain text). Default: the first such user by name.
+    pub health_check_user: Option<String>,
 }
 
 impl Default for LoadBalancing {
@@ -74,6 +77,7 @@ impl Default for LoadBalancing {
             sticky_ttl: Duration::from_secs(30),
             sticky_store: StickyStoreConfig::Memory,
             primary_only_users: Vec::new(),
+            health_check_user: None,
         }
     }
 }
