@@ -69,6 +69,20 @@ fn the_demo_runs_end_to_end_and_shows_what_it_claims() {
         "{stdout}"
     );
     assert!(stdout.contains("still lacks it"), "{stdout}");
+    // Reads outside transactions went to both standbys; the write to the primary; and once
+    // replay caught up, the sticky client's reads went back to a standby.
+    assert!(
+        stdout.contains("-> reads served by replica1: ") && stdout.contains(", replica2: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-> the write was served by primary"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the read is visible and served by replica"),
+        "{stdout}"
+    );
 
     // The gateway's config stays for the user; a second run replaces the demo it made.
     assert!(dir.path().join("demo/gateway/sluice-proxy.toml").is_file());

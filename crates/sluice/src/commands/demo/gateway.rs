@@ -78,6 +78,11 @@ pub fn start_cluster() -> anyhow::Result<Cluster> {
 pub fn start_gateway(cluster: &Cluster, dir: &Path) -> anyhow::Result<GatewayProcess> {
     std::fs::create_dir_all(dir)?;
     let port = sluice_cluster::free_port()?;
+    let replicas: Vec<String> = cluster
+        .replicas()
+        .iter()
+        .map(|r| format!("\"{}\"", r.addr()))
+        .collect();
     let config = dir.join("sluice-proxy.toml");
     std::fs::write(dir.join("userlist.txt"), "\"app\" \"app\"\n")?;
     std::fs::write(
@@ -96,8 +101,16 @@ pub fn start_gateway(cluster: &Cluster, dir: &Path) -> anyhow::Result<GatewayPro
              \n\
              [databases.app]\n\
              host = \"127.0.0.1\"\n\
-             port = {primary}\n",
+             port = {primary}\n\
+             replicas = [{replicas}]\n\
+             \n\
+             [load_balancing]\n\
+             enabled = true\n\
+             replica_check_interval = 0.1\n\
+             sticky = \"connection\"\n\
+             sticky_ttl = 30\n",
             primary = cluster.primary().port(),
+            replicas = replicas.join(", "),
         ),
     )?;
     let log = dir.join("gateway.log");
@@ -197,7 +210,8 @@ async fn pooling(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Result<
                 if let Ok(row) = observer
                     .query_one(
                         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' \
-                         AND backend_type = 'client backend'",
+                         AND backend_type = 'client backend' \
+                         AND application_name <> 'sluice-health-check'",
                         &[],
                     )
                     .await
@@ -251,7 +265,8 @@ async fn pooling(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Result<
         total as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "  -> the primary saw at most {} server connections for user app (pg_stat_activity)",
+        "  -> the primary saw at most {} pooled server connections for user app (pg_stat_activity; \
+         the replica health check's own connection aside)",
         busiest.load(Ordering::Relaxed)
     );
     if failed > 0 {
@@ -326,14 +341,26 @@ async fn sticky_reads(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Re
     }
     let (client, id) = result?;
     cluster.wait_caught_up()?;
-    // Give the gateway's health check (every 0.1 s) time to see the new replay positions.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let (seen, served_by) = read_back(cluster, &client, id).await?;
-    println!(
-        "  -> replay resumed and caught up: the read is {} and served by {served_by}",
-        visibility(seen)
-    );
-    Ok(())
+    // The gateway's health check (every 0.1 s) sees the new replay positions shortly after;
+    // until then the client's reads stay on the primary.
+    let resumed = Instant::now();
+    let mut reads = 0;
+    loop {
+        let (seen, served_by) = read_back(cluster, &client, id).await?;
+        reads += 1;
+        let on_replica = served_by != cluster.primary().name();
+        if on_replica || resumed.elapsed() > Duration::from_secs(10) {
+            println!(
+                "  -> replay resumed and caught up: the read is {} and served by {served_by} \
+                 ({reads} read{} in {} ms after catching up)",
+                visibility(seen),
+                if reads == 1 { "" } else { "s" },
+                resumed.elapsed().as_millis()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Reads sale `id` back: whether it is there, and which node served the read.
