@@ -265,11 +265,21 @@ fn waiting_clients_are_served_in_arrival_order() {
         let mut tasks = Vec::new();
         for (i, client) in waiters.into_iter().enumerate() {
             tasks.push(tokio::spawn(async move {
-                let row = client
-                    .query_one("SELECT nextval('fifo_order')", &[])
+                // One request (simple protocol): `query_one` would be two (prepare, then
+                // execute), each queued on its own, so the second could fairly queue behind
+                // another client's first.
+                let messages = client
+                    .simple_query("SELECT nextval('fifo_order')")
                     .await
                     .expect("served");
-                (row.get::<_, i64>(0), i)
+                let value = messages
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+                        _ => None,
+                    })
+                    .expect("a row");
+                (value.parse::<i64>().unwrap(), i)
             }));
             // Wait until this client is queued before the next one arrives.
             let deadline = Instant::now() + Duration::from_secs(30);
