@@ -1183,7 +1183,7 @@ impl Session {
                     }
                     verdict
                 }
-                Frontend::Bind { statement, .. } if statement.is_empty() => {
+                Frontend::Bind { statement: &[], .. } => {
                     if unnamed_parsed {
                         continue;
                     }
