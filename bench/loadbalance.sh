@@ -99,7 +99,6 @@ max_wal_senders = 10
 hot_standby = on
 password_encryption = 'scram-sha-256'
 EOF
-echo "host replication postgres 127.0.0.1/32 trust" >>"$work/primary/pg_hba.conf"
 start_node() { # dir: start and remember it
   as_pg "$PGBIN/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w -t 60 start >/dev/null ||
     die "$1 did not start: $(tail -n 3 "$work/$1.log")"
@@ -118,7 +117,9 @@ PGPASSWORD=$BENCH_PASSWORD "$PGBIN/pgbench" -h 127.0.0.1 -p "$P0" -U "$BENCH_USE
   >"$work/pgbench-init.log" 2>&1 || die "pgbench -i failed: $(tail -n 1 "$work/pgbench-init.log")"
 for i in 1 2; do
   port_var=P$i
-  as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P0" -U postgres -D "$work/replica$i" -R -X stream \
+  # -w: fail rather than prompt; the password comes from PGPASSWORD (initdb allows replication).
+  PGPASSWORD=postgres as_pg timeout 300 "$PGBIN/pg_basebackup" -w -h 127.0.0.1 -p "$P0" -U postgres \
+    -D "$work/replica$i" -R -X stream -c fast \
     >"$work/basebackup$i.log" 2>&1 || die "pg_basebackup failed: $(tail -n 1 "$work/basebackup$i.log")"
   echo "port = ${!port_var}" >>"$work/replica$i/postgresql.conf"
   start_node "replica$i"
@@ -181,6 +182,9 @@ EOF
 }
 gw_sql() { PGPASSWORD=$BENCH_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$GW_PORT" -U "$BENCH_USER" -d "$DB" -AtX "$@"; }
 stop_gateway() { stop_pid "$gw_pid"; gw_pid=""; }
+CLK_TCK=$(getconf CLK_TCK)
+# pid: user+system CPU time of the whole process, in clock ticks.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # served statements per role from SHOW sluice.hosts: "primary replicas"
 served() {
@@ -194,25 +198,30 @@ run() { # label replicas sticky pgbench-args...
   local label=$1 replicas=$2 sticky=$3
   shift 3
   start_gateway "$replicas" "$sticky"
-  local before after out rc=0
+  local before after out rc=0 ticks0 ticks1
   read -r -a before <<<"$(served "$replicas")"
+  ticks0=$(cpu_ticks "$gw_pid")
   PGPASSWORD=$BENCH_PASSWORD timeout $((DURATION + 60)) "$PGBIN/pgbench" -h 127.0.0.1 -p "$GW_PORT" \
     -U "$BENCH_USER" -n -c "$CLIENTS" -j "$JOBS" -T "$DURATION" "$@" "$DB" >"$work/pgbench.out" 2>&1 &
   bench_pid=$!
   wait "$bench_pid" || rc=$?
   bench_pid=""
+  ticks1=$(cpu_ticks "$gw_pid")
   read -r -a after <<<"$(served "$replicas")"
   stop_gateway
   out=$(<"$work/pgbench.out")
-  local tps failed update_ms primary replicas_served share
+  local tps failed update_ms primary replicas_served share txns cpu_us
+  txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  cpu_us=$(awk -v t="$((ticks1 - ticks0))" -v n="${txns:-0}" -v hz="$CLK_TCK" \
+    'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -n 1)
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
   update_ms=$(awk '/UPDATE pgbench_accounts/ { print $1 }' <<<"$out")
   primary=$((after[0] - before[0])) replicas_served=$((after[1] - before[1]))
   share=$(awk -v p="$primary" -v r="$replicas_served" 'BEGIN { if (p + r > 0) printf "%.0f%%", 100 * r / (p + r); else print "0%" }')
   [ "$rc" -eq 0 ] || say "  $label: pgbench exit $rc: $(grep -m1 -iE 'error|abort' <<<"$out" || true)"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$replicas" "$sticky" "${tps:--}" "$share" \
-    "${update_ms:--}" "${failed:-?}" >>"$results"
+  printf '| %s | %s | %s | %.0f | %s | %s | %s | %s |\n' "$label" "$replicas" "$sticky" "${tps:-0}" "$share" \
+    "${update_ms:--}" "$cpu_us" "${failed:-?}" >>"$results"
   say "  $(tail -n 1 "$results")"
 }
 
@@ -225,6 +234,6 @@ echo
 echo "# $(nproc) CPUs, $("$PGBIN/postgres" --version), $("$sluice" --version 2>/dev/null | head -n 1) ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo "# pgbench -c $CLIENTS -j $JOBS -T $DURATION, scale $SCALE, pool_mode=transaction, default_pool_size=$POOL_SIZE per host"
 echo
-echo "| workload | replicas | sticky | TPS | statements on replicas | UPDATE latency (ms) | failed |"
-echo "|---|---|---|---|---|---|---|"
+echo "| workload | replicas | sticky | TPS | statements on replicas | UPDATE latency (ms) | gateway CPU µs/txn | failed |"
+echo "|---|---|---|---|---|---|---|---|"
 cat "$results"

@@ -1183,7 +1183,7 @@ impl Session {
                     }
                     verdict
                 }
-                Frontend::Bind { statement, .. } if statement.is_empty() => {
+                Frontend::Bind { statement: &[], .. } => {
                     if unnamed_parsed {
                         continue;
                     }
@@ -1300,7 +1300,11 @@ impl Session {
                 .as_ref()
                 .is_some_and(|lb| lb.on_replica.is_some());
         loop {
-            if self.scanned > 0 && (!on_replica || srv.outstanding.idle()) {
+            // (The rest of an unfinished extended-protocol batch, e.g. the
+            // Sync after a Flush, always follows its first part.)
+            let out = &srv.outstanding;
+            let may_send = !on_replica || out.unsynced || out.batches_sent == out.batches_done;
+            if self.scanned > 0 && may_send {
                 if self.balancing.is_some() && self.pool.mode == PoolMode::Transaction {
                     self.note_writes();
                     self.keep_for_resend(on_replica);

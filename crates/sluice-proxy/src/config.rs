@@ -482,8 +482,10 @@ impl fmt::Display for Config {
         writeln!(f, "sticky_ttl = {}", lb.sticky_ttl.as_secs_f64())?;
         writeln!(f, "sticky_store = \"{}\"", lb.sticky_store)?;
         writeln!(f, "primary_only_users = {:?}", lb.primary_only_users)?;
-        if let Some(user) = self.health_check_user() {
-            writeln!(f, "# replicas are checked as user \"{user}\"")?;
+        match (&lb.health_check_user, self.health_check_user()) {
+            (Some(user), _) => writeln!(f, "health_check_user = \"{user}\"")?,
+            (None, Some(user)) => writeln!(f, "# replicas are checked as user \"{user}\"")?,
+            (None, None) => {}
         }
         for (name, user) in &self.users {
             writeln!(f, "\n[users.{name}]")?;

@@ -284,6 +284,32 @@ fn reads_spread_writes_go_to_the_primary_and_hints_route_as_stated() {
         .unwrap();
     assert_eq!(conn.prepared_port(&write), primary);
 
+    // psycopg's pipeline mode: results fetched inside the pipeline make it
+    // send Flush before the Sync; the Sync must follow on the same replica.
+    let python = common::python().expect("the repository virtualenv (.venv) with psycopg 3");
+    let script = "import psycopg, sys\n\
+        with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n\
+        \x20   with conn.pipeline():\n\
+        \x20       first = conn.execute('SELECT inet_server_port()')\n\
+        \x20       print(first.fetchone()[0])\n\
+        \x20       second = conn.execute('SELECT inet_server_port()')\n\
+        \x20   print(second.fetchone()[0])\n";
+    let out = run_bounded(
+        Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .arg(gw.conninfo("app", "app")),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for port in stdout.lines() {
+        assert_ne!(port.parse::<u16>().unwrap(), primary, "{stdout}");
+    }
+
     // primary_only_users: every statement of `background` uses the primary.
     let background = Conn::open(&gw, "background", "");
     for _ in 0..10 {

@@ -62,9 +62,11 @@ impl Classifier {
         if sql.len() > MAX_CACHED_TEXT {
             return Arc::new(classify(sql));
         }
-        let hash = self.hasher.hash_one(sql);
+        let key = cache_key(sql);
+        let key = key.as_ref();
+        let hash = self.hasher.hash_one(key);
         let shard = &self.shards[(hash >> 59) as usize % SHARDS];
-        if let Some(verdict) = self.lookup(&mut lock(shard), hash, sql) {
+        if let Some(verdict) = self.lookup(&mut lock(shard), hash, key) {
             return verdict;
         }
         let verdict = Arc::new(classify(sql));
@@ -76,7 +78,7 @@ impl Classifier {
         shard.recent.insert(
             hash,
             Entry {
-                text: sql.into(),
+                text: key.into(),
                 verdict: verdict.clone(),
             },
         );
@@ -126,6 +128,61 @@ impl Default for Classifier {
     fn default() -> Classifier {
         Classifier::new(10_000)
     }
+}
+
+/// The text a verdict is cached under. Statements that differ only in
+/// numeric literals (`... WHERE aid = 17` / `= 42`, what ORMs and pgbench
+/// send without parameters) share one entry: a number never changes where
+/// a statement may run. Only texts made of nothing but ASCII keywords,
+/// identifiers, operators and numbers are rewritten, so finding the numbers
+/// needs no SQL lexer: any quote, `$` (parameters, dollar quoting),
+/// backslash, comment (hints live there) or `sluice` (gateway commands,
+/// whose values matter) keeps the text as it is. Rewritten keys start with
+/// NUL, which no statement text contains, so they never equal a real text.
+pub(crate) fn cache_key(sql: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let bytes = sql.as_bytes();
+    let plain = bytes
+        .iter()
+        .all(|&b| b.is_ascii() && !matches!(b, b'\'' | b'"' | b'$' | b'\\' | 0));
+    if !plain
+        || !bytes.iter().any(u8::is_ascii_digit)
+        || sql.contains("--")
+        || sql.contains("/*")
+        || sql.to_ascii_lowercase().contains("sluice")
+    {
+        return Cow::Borrowed(sql);
+    }
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut key = String::with_capacity(sql.len() + 1);
+    key.push('\0');
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let starts_number = b.is_ascii_digit() && (i == 0 || !is_word(bytes[i - 1]));
+        if !starts_number {
+            key.push(b as char);
+            i += 1;
+            continue;
+        }
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        if i < bytes.len() && matches!(bytes[i], b'e' | b'E') {
+            let mut j = i + 1;
+            if j < bytes.len() && matches!(bytes[j], b'+' | b'-') {
+                j += 1;
+            }
+            if j < bytes.len() && bytes[j].is_ascii_digit() {
+                i = j;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+        }
+        key.push('0');
+    }
+    Cow::Owned(key)
 }
 
 /// A poisoned lock only means another thread panicked mid-insert; the maps
@@ -181,7 +238,8 @@ mod tests {
         let classifier = Classifier::new(SHARDS * 8);
         let hot = classifier.classify("SELECT 'hot'");
         for i in 0..5_000 {
-            classifier.classify(&format!("SELECT {i}"));
+            // Distinct texts (a number inside a name is not a literal).
+            classifier.classify(&format!("SELECT c{i}"));
             if i % 10 == 0 {
                 // Touching it keeps it young.
                 assert!(
@@ -200,6 +258,50 @@ mod tests {
     }
 
     #[test]
+    fn texts_differing_only_in_numbers_share_an_entry() {
+        let cache = Classifier::new(1000);
+        for aid in [1, 42, 99999, 7] {
+            let sql = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid}");
+            assert_eq!(*cache.classify(&sql), classify(&sql));
+        }
+        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache_key("SELECT t1.c2 FROM t1 WHERE x = 1.5e-3 LIMIT 10"),
+            "\0SELECT t1.c2 FROM t1 WHERE x = 0 LIMIT 0"
+        );
+        for kept in [
+            "SELECT 'a1'",
+            "SELECT $1::int + 1",
+            "SELECT 1 -- sluice:primary",
+            "/* sluice:replica */ SELECT 1",
+            "SET sluice.min_lsn = 1",
+            "SELECT \"col1\" FROM t WHERE a = 1",
+            "SELECT 1 FROM t",
+        ] {
+            let key = cache_key(kept);
+            assert!(
+                key == kept || !kept.contains(['\'', '$', '-', '/', '"']),
+                "{kept}"
+            );
+        }
+        assert_eq!(cache_key("SELECT 1 FROM t"), "\0SELECT 0 FROM t");
+        // Numbers never change the verdict, also where they sit in calls.
+        for (a, b) in [
+            ("SELECT pg_advisory_lock(1)", "SELECT pg_advisory_lock(2)"),
+            ("INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"),
+            (
+                "SELECT * FROM t FOR UPDATE LIMIT 1",
+                "SELECT * FROM t FOR UPDATE LIMIT 3",
+            ),
+        ] {
+            let cache = Classifier::new(1000);
+            assert_eq!(*cache.classify(a), classify(a));
+            assert_eq!(*cache.classify(b), classify(b));
+            assert_eq!(cache.len(), 1);
+        }
+    }
+
+    #[test]
     fn long_texts_are_classified_but_not_cached() {
         let classifier = Classifier::new(100);
         let long = format!("SELECT '{}'", "x".repeat(MAX_CACHED_TEXT));
@@ -211,8 +313,8 @@ mod tests {
     fn colliding_hashes_never_mix_verdicts() {
         // Force a collision by inserting under another text's hash.
         let classifier = Classifier::new(100);
-        let read = "SELECT 1";
-        let hash = classifier.hasher.hash_one(read);
+        let read = "SELECT now()";
+        let hash = classifier.hasher.hash_one(cache_key(read).as_ref());
         let shard = &classifier.shards[(hash >> 59) as usize % SHARDS];
         lock(shard).recent.insert(
             hash,
