@@ -149,7 +149,9 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     pub fn new(key: PoolKey, settings: &PoolSettings, config: &Config) -> Pool {
         let p = &config.proxy;
-        let password = config.auth.get(&key.user).and_then(|s| s.password.clone());
+        let secret = config.auth.get(&key.user);
+        let password = secret.and_then(|s| s.password.clone());
+        let pass_through = secret.and_then(|s| s.pass_through());
         Pool {
             mode: settings.pool_mode,
             limits: Limits {
@@ -167,6 +169,7 @@ impl Pool {
                 dbname: settings.dbname.clone(),
                 user: key.user.clone(),
                 password,
+                pass_through,
                 connect_timeout: p.server_connect_timeout.0,
             }),
             key,
