@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{cluster, server_connections, TestGateway};
-use sluice_cluster::Cluster;
+use sluice_cluster::{Cluster, ClusterSpec};
+use sluice_proxy::balance::hosts::HostState;
 use sluice_proxy::{Config, Gateway};
 
 /// Creates login role `name` with `password` (scram-sha-256, the cluster's
@@ -36,11 +37,16 @@ fn role_with_secret(cluster: &Cluster, name: &str, password: &str) -> String {
 
 /// Starts a gateway whose auth_file is exactly `userlist`.
 fn gateway_with_userlist(cluster: &Cluster, proxy: &str, userlist: &str) -> TestGateway {
+    gateway_with(cluster, proxy, "", userlist)
+}
+
+/// Like [`gateway_with_userlist`]; `extra` follows `[databases.app]`'s lines.
+fn gateway_with(cluster: &Cluster, proxy: &str, extra: &str, userlist: &str) -> TestGateway {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("userlist.txt"), userlist).unwrap();
     let text = format!(
         "[proxy]\nlisten_addr = \"127.0.0.1\"\nlisten_port = 0\nauth_type = \"scram-sha-256\"\n\
-         auth_file = \"userlist.txt\"\n{proxy}\n\n[databases.app]\nhost = \"127.0.0.1\"\nport = {}\n",
+         auth_file = \"userlist.txt\"\n{proxy}\n\n[databases.app]\nhost = \"127.0.0.1\"\nport = {}\n{extra}\n",
         cluster.primary().port()
     );
     let path = dir.path().join("gw.toml");
@@ -180,4 +186,48 @@ fn secret_with_another_salt_gets_a_clear_error() {
         !stderr.contains("password authentication failed"),
         "{stderr}"
     );
+}
+
+#[test]
+fn replica_pools_log_in_with_the_same_learned_key() {
+    let cluster = Cluster::start(ClusterSpec {
+        replicas: 1,
+        ..Default::default()
+    })
+    .expect("start PostgreSQL with a standby");
+    let secret = role_with_secret(&cluster, "pt_replica", "pt-replica-pass");
+    cluster.wait_caught_up().expect("standby caught up");
+    let replica = cluster.replicas()[0].port();
+    // The health checker logs in as `postgres` (plain password); the client
+    // user has only its secret.
+    let gw = gateway_with(
+        &cluster,
+        "pool_mode = \"transaction\"",
+        &format!(
+            "replicas = [\"127.0.0.1:{replica}\"]\n\n[load_balancing]\n\
+             replica_check_interval = 0.05\nsticky = \"off\"\n"
+        ),
+        &format!("\"postgres\" \"postgres\"\n\"pt_replica\" \"{secret}\"\n"),
+    );
+    let hosts = gw
+        .gateway
+        .as_ref()
+        .unwrap()
+        .shared
+        .router
+        .database("app")
+        .unwrap()
+        .hosts
+        .clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hosts.replicas()[0].health().state != HostState::Up {
+        assert!(Instant::now() < deadline, "replica never checked up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The login itself uses the primary; the read goes to the replica,
+    // whose pool logs in with the key the login just taught the gateway.
+    let (ok, out, stderr) =
+        gw.psql_as("pt_replica", "pt-replica-pass", "SELECT inet_server_port()");
+    assert!(ok, "{stderr}");
+    assert_eq!(out, replica.to_string());
 }
