@@ -72,10 +72,19 @@ fn gateway_with(cluster: &Cluster, proxy: &str, extra: &str, userlist: &str) -> 
 fn secret_only_user_logs_in_to_the_server_by_pass_through() {
     let cluster = cluster();
     let secret = role_with_secret(&cluster, "pt_user", "pt-pass");
+    // The userlist line as the README shows how to make it.
+    let line = cluster
+        .sql(
+            cluster.primary(),
+            "SELECT format('\"%s\" \"%s\"', rolname, rolpassword) FROM pg_authid \
+             WHERE rolname = 'pt_user'",
+        )
+        .expect("userlist line");
+    assert_eq!(line, format!("\"pt_user\" \"{secret}\""));
     let gw = gateway_with_userlist(
         &cluster,
         "pool_mode = \"transaction\"\ndefault_pool_size = 2",
-        &format!("\"pt_user\" \"{secret}\"\n"),
+        &format!("{line}\n"),
     );
     let pool = gw.pool_stats("pt_user");
 
