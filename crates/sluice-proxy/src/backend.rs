@@ -1,8 +1,8 @@
 //! One server connection: logging in to PostgreSQL (SCRAM-SHA-256, md5,
-//! cleartext or trust, using `postgres-protocol`'s client-side SCRAM with a
-//! password, or SCRAM pass-through with the ClientKey a client revealed, see
-//! `auth`), and the
-//! per-connection state the pool and relay need: the last `ReadyForQuery`
+//! cleartext or trust; SCRAM with `postgres-protocol`'s client and the
+//! password, or by pass-through with the ClientKey a client revealed, see
+//! `auth`), and the per-connection state the pool and relay need: the last
+//! `ReadyForQuery`
 //! status, the server parameters it runs with, which of the gateway's
 //! prepared statements it holds, and what is outstanding in the exchange.
 //!
