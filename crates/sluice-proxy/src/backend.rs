@@ -2,9 +2,9 @@
 //! cleartext or trust; SCRAM with `postgres-protocol`'s client and the
 //! password, or by pass-through with the ClientKey a client revealed, see
 //! `auth`), and the per-connection state the pool and relay need: the last
-//! `ReadyForQuery`
-//! status, the server parameters it runs with, which of the gateway's
-//! prepared statements it holds, and what is outstanding in the exchange.
+//! `ReadyForQuery` status, the server parameters it runs with, which of the
+//! gateway's prepared statements it holds, and what is outstanding in the
+//! exchange.
 //!
 //! The connection owns one read buffer and one write buffer for its whole
 //! life; server connections are few, so they keep them (client connections
