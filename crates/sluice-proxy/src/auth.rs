@@ -5,12 +5,23 @@
 //! against pgbouncer's `auth_file` (`"user" "secret"` lines, where the secret
 //! is a plain password, `md5<hex>` or a `SCRAM-SHA-256$...` secret). The
 //! server side of SCRAM is small enough to write here with `hmac`/`sha2`
-//! (RFC 5802 / RFC 7677); `postgres-protocol` supplies the *client* side that
-//! the gateway uses to log in to PostgreSQL (see `backend`), plus
-//! `scram_sha_256` to turn a plain password into a secret once at load time.
+//! (RFC 5802 / RFC 7677); `postgres-protocol` supplies the password-based
+//! *client* side that the gateway uses to log in to PostgreSQL (see
+//! `backend`), plus `scram_sha_256` to turn a plain password into a secret
+//! once at load time.
+//!
+//! SCRAM pass-through (as in pgbouncer): a user whose auth_file entry is only
+//! a SCRAM secret has no password to log in to servers with. But a client's
+//! successful proof reveals the secret's ClientKey, and ClientKey plus the
+//! secret's ServerKey are all the client side of SCRAM needs, as long as the
+//! server stores the same secret (same salt and iteration count: the secret
+//! was copied from its `pg_authid`). [`ScramServer::finish`] returns the
+//! ClientKey, [`LearnedClientKey`] keeps it with the user's entry, and
+//! [`ScramClient`] logs in with it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -72,6 +83,57 @@ impl ScramSecret {
     }
 }
 
+/// A SCRAM secret's ClientKey once a client has revealed it by logging in.
+///
+/// The ClientKey is fixed by the secret (its SHA-256 is the StoredKey), so it
+/// is learned at most once and shared by every clone: all pools of the user
+/// (primary, replicas, min_pool_size) see it as soon as one client logged in.
+/// Kept in memory only, like pgbouncer.
+#[derive(Clone, Default)]
+pub struct LearnedClientKey(Arc<OnceLock<[u8; 32]>>);
+
+impl LearnedClientKey {
+    pub fn get(&self) -> Option<[u8; 32]> {
+        self.0.get().copied()
+    }
+
+    /// Records a ClientKey that a client's proof has just verified.
+    pub fn learn(&self, client_key: [u8; 32]) {
+        let _ = self.0.set(client_key);
+    }
+}
+
+impl std::fmt::Debug for LearnedClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.0.get().is_some() {
+            "known"
+        } else {
+            "unknown"
+        };
+        write!(f, "LearnedClientKey({state})")
+    }
+}
+
+/// What the gateway needs to log in to servers with SCRAM for a user whose
+/// auth_file entry is only a SCRAM secret.
+#[derive(Debug, Clone)]
+pub struct ScramPassThrough {
+    pub secret: ScramSecret,
+    pub client_key: LearnedClientKey,
+}
+
+impl ScramPassThrough {
+    /// The keys for [`ScramClient`], once a client of the user has logged in.
+    pub fn keys(&self) -> Option<ScramKeys> {
+        Some(ScramKeys {
+            client_key: self.client_key.get()?,
+            server_key: self.secret.server_key,
+            salt: self.secret.salt.clone(),
+            iterations: self.secret.iterations,
+        })
+    }
+}
+
 /// What the `auth_file` holds for one user.
 #[derive(Debug, Clone)]
 pub struct UserSecret {
@@ -81,6 +143,21 @@ pub struct UserSecret {
     pub md5: Option<String>,
     /// The SCRAM secret, when known (given, or derived from the password).
     pub scram: Option<ScramSecret>,
+    /// The SCRAM secret's ClientKey, once a client has logged in with SCRAM.
+    pub client_key: LearnedClientKey,
+}
+
+impl UserSecret {
+    /// For a secret-only entry: how to log in to servers without the password.
+    pub fn pass_through(&self) -> Option<ScramPassThrough> {
+        if self.password.is_some() {
+            return None;
+        }
+        Some(ScramPassThrough {
+            secret: self.scram.clone()?,
+            client_key: self.client_key.clone(),
+        })
+    }
 }
 
 /// The users of pgbouncer's `auth_file`.
@@ -129,6 +206,7 @@ impl AuthFile {
                     password: None,
                     md5: None,
                     scram: Some(scram),
+                    client_key: LearnedClientKey::default(),
                 }
             } else if secret.len() == 35
                 && secret.starts_with("md5")
@@ -138,12 +216,14 @@ impl AuthFile {
                     password: None,
                     md5: Some(secret[3..].to_ascii_lowercase()),
                     scram: None,
+                    client_key: LearnedClientKey::default(),
                 }
             } else {
                 UserSecret {
                     md5: Some(md5_hex(&[secret.as_bytes(), user.as_bytes()])),
                     scram: Some(ScramSecret::from_password(&secret)),
                     password: Some(secret),
+                    client_key: LearnedClientKey::default(),
                 }
             };
             users.insert(user, entry);
@@ -235,6 +315,15 @@ pub enum ScramError {
     WrongProof,
 }
 
+/// A client's proof checked out.
+#[derive(Debug)]
+pub struct ScramVerified {
+    /// The server-final message (`v=<signature>`) for `AuthenticationSASLFinal`.
+    pub server_final: String,
+    /// The ClientKey the proof revealed (for SCRAM pass-through).
+    pub client_key: [u8; 32],
+}
+
 /// The server side of one SCRAM-SHA-256 exchange.
 pub struct ScramServer<'a> {
     secret: &'a ScramSecret,
@@ -286,8 +375,8 @@ impl<'a> ScramServer<'a> {
     }
 
     /// Checks the client-final message (`c=...,r=...,p=<proof>`) and returns
-    /// the server-final message (`v=<signature>`) for `AuthenticationSASLFinal`.
-    pub fn finish(self, client_final: &[u8]) -> Result<String, ScramError> {
+    /// the server-final message and the ClientKey the proof revealed.
+    pub fn finish(self, client_final: &[u8]) -> Result<ScramVerified, ScramError> {
         let text = std::str::from_utf8(client_final).map_err(|_| ScramError::Malformed("utf-8"))?;
         let (without_proof, proof) = text
             .rsplit_once(",p=")
@@ -325,7 +414,139 @@ impl<'a> ScramServer<'a> {
             return Err(ScramError::WrongProof);
         }
         let server_signature = hmac(&self.secret.server_key, &[auth_message.as_bytes()]);
-        Ok(format!("v={}", BASE64.encode(server_signature)))
+        Ok(ScramVerified {
+            server_final: format!("v={}", BASE64.encode(server_signature)),
+            client_key,
+        })
+    }
+}
+
+/// What the client side of SCRAM needs instead of the password.
+#[derive(Clone)]
+pub struct ScramKeys {
+    pub client_key: [u8; 32],
+    pub server_key: [u8; 32],
+    /// The salt and iteration count of the secret the keys belong to; the
+    /// server must offer exactly these.
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+}
+
+/// Why the gateway's own SCRAM login (with [`ScramKeys`]) failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScramClientError {
+    #[error("malformed SCRAM message from the server: {0}")]
+    Malformed(&'static str),
+    /// The server's secret for the role is not the auth_file's.
+    #[error(
+        "the server's SCRAM secret differs from the auth_file's (salt or iterations: server i={server_iterations}, auth_file i={file_iterations})"
+    )]
+    SecretMismatch {
+        server_iterations: u32,
+        file_iterations: u32,
+    },
+    #[error("the server's SCRAM signature is wrong")]
+    ServerSignature,
+    #[error("the server refused: {0}")]
+    ServerError(String),
+}
+
+/// The client side of one SCRAM-SHA-256 exchange, keyed by ClientKey and
+/// ServerKey instead of a password (SCRAM pass-through). Used like
+/// `postgres_protocol`'s `ScramSha256`: send [`message`](Self::message),
+/// feed the server-first to [`update`](Self::update), send the new message,
+/// check the server-final with [`finish`](Self::finish).
+pub struct ScramClient {
+    keys: ScramKeys,
+    nonce: String,
+    client_first_bare: String,
+    message: String,
+    server_signature: Option<[u8; 32]>,
+}
+
+impl ScramClient {
+    pub fn new(keys: ScramKeys) -> ScramClient {
+        let mut random = [0u8; 18];
+        rand::thread_rng().fill_bytes(&mut random);
+        ScramClient::with_nonce(keys, "", &BASE64.encode(random))
+    }
+
+    /// `user` is empty towards PostgreSQL (it takes the startup packet's).
+    fn with_nonce(keys: ScramKeys, user: &str, nonce: &str) -> ScramClient {
+        let client_first_bare = format!("n={user},r={nonce}");
+        ScramClient {
+            keys,
+            nonce: nonce.to_string(),
+            message: format!("n,,{client_first_bare}"),
+            client_first_bare,
+            server_signature: None,
+        }
+    }
+
+    /// The message to send next: client-first, then client-final.
+    pub fn message(&self) -> &[u8] {
+        self.message.as_bytes()
+    }
+
+    /// Reads the server-first message (`r=...,s=...,i=...`) and prepares the
+    /// client-final message with the proof.
+    pub fn update(&mut self, server_first: &[u8]) -> Result<(), ScramClientError> {
+        let text =
+            std::str::from_utf8(server_first).map_err(|_| ScramClientError::Malformed("utf-8"))?;
+        let attr = |name: &str| {
+            text.split(',')
+                .find_map(|a| a.strip_prefix(name))
+                .ok_or(ScramClientError::Malformed("server-first"))
+        };
+        let nonce = attr("r=")?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(ScramClientError::Malformed("server nonce"));
+        }
+        let salt = BASE64
+            .decode(attr("s=")?)
+            .map_err(|_| ScramClientError::Malformed("salt"))?;
+        let iterations: u32 = attr("i=")?
+            .parse()
+            .map_err(|_| ScramClientError::Malformed("iteration count"))?;
+        if salt != self.keys.salt || iterations != self.keys.iterations {
+            return Err(ScramClientError::SecretMismatch {
+                server_iterations: iterations,
+                file_iterations: self.keys.iterations,
+            });
+        }
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let stored_key: [u8; 32] = Sha256::digest(self.keys.client_key).into();
+        let client_signature = hmac(&stored_key, &[auth_message.as_bytes()]);
+        let mut proof = [0u8; 32];
+        for i in 0..32 {
+            proof[i] = self.keys.client_key[i] ^ client_signature[i];
+        }
+        self.server_signature = Some(hmac(&self.keys.server_key, &[auth_message.as_bytes()]));
+        self.message = format!("{without_proof},p={}", BASE64.encode(proof));
+        Ok(())
+    }
+
+    /// Checks the server-final message (`v=<signature>`): the server knows
+    /// the secret too.
+    pub fn finish(&self, server_final: &[u8]) -> Result<(), ScramClientError> {
+        let expected = self.server_signature.ok_or(ScramClientError::Malformed(
+            "server-final before server-first",
+        ))?;
+        let text =
+            std::str::from_utf8(server_final).map_err(|_| ScramClientError::Malformed("utf-8"))?;
+        if let Some(error) = text.strip_prefix("e=") {
+            return Err(ScramClientError::ServerError(error.to_string()));
+        }
+        let signature = text
+            .split(',')
+            .find_map(|a| a.strip_prefix("v="))
+            .and_then(|v| BASE64.decode(v).ok())
+            .ok_or(ScramClientError::Malformed("server-final"))?;
+        if !constant_time_eq(&signature, &expected) {
+            return Err(ScramClientError::ServerSignature);
+        }
+        Ok(())
     }
 }
 
@@ -378,21 +599,166 @@ mod tests {
     }
 
     /// Runs a full exchange between postgres-protocol's client and our server.
-    fn exchange(stored: &ScramSecret, password: &str) -> Result<(), ScramError> {
+    fn exchange(stored: &ScramSecret, password: &str) -> Result<[u8; 32], ScramError> {
         let mut client = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
         let (server, server_first) = ScramServer::start(stored, client.message())?;
         client.update(server_first.as_bytes()).unwrap();
-        let server_final = server.finish(client.message())?;
+        let verified = server.finish(client.message())?;
         client
-            .finish(server_final.as_bytes())
+            .finish(verified.server_final.as_bytes())
             .expect("client accepts our server signature");
-        Ok(())
+        Ok(verified.client_key)
+    }
+
+    /// RFC 5802's Hi() (PBKDF2 with HMAC-SHA-256), to derive keys in tests.
+    fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
+        let mut u = hmac(password.as_bytes(), &[salt, &1u32.to_be_bytes()]);
+        let mut out = u;
+        for _ in 1..iterations {
+            u = hmac(password.as_bytes(), &[&u]);
+            for (o, x) in out.iter_mut().zip(u) {
+                *o ^= x;
+            }
+        }
+        out
+    }
+
+    fn keys_from_password(password: &str, secret: &ScramSecret) -> ScramKeys {
+        let salted = salted_password(password, &secret.salt, secret.iterations);
+        ScramKeys {
+            client_key: hmac(&salted, &[b"Client Key"]),
+            server_key: hmac(&salted, &[b"Server Key"]),
+            salt: secret.salt.clone(),
+            iterations: secret.iterations,
+        }
+    }
+
+    /// Runs our keyed client against our server.
+    fn keyed_exchange(keys: ScramKeys, stored: &ScramSecret) -> Result<(), String> {
+        let mut client = ScramClient::new(keys);
+        let (server, server_first) =
+            ScramServer::start(stored, client.message()).map_err(|e| e.to_string())?;
+        client
+            .update(server_first.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let verified = server.finish(client.message()).map_err(|e| e.to_string())?;
+        client
+            .finish(verified.server_final.as_bytes())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn keys_derived_here_match_postgres_protocol_secrets() {
+        let secret = ScramSecret::from_password("pencil");
+        let keys = keys_from_password("pencil", &secret);
+        let stored: [u8; 32] = Sha256::digest(keys.client_key).into();
+        assert_eq!(stored, secret.stored_key);
+        assert_eq!(keys.server_key, secret.server_key);
+    }
+
+    #[test]
+    fn server_side_reveals_the_client_key() {
+        let secret = ScramSecret::from_password("app");
+        let client_key = exchange(&secret, "app").unwrap();
+        assert_eq!(client_key, keys_from_password("app", &secret).client_key);
+    }
+
+    /// RFC 7677's SCRAM-SHA-256 example, replayed by the keyed client.
+    #[test]
+    fn keyed_client_reproduces_rfc_7677() {
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salted = salted_password("pencil", &salt, 4096);
+        let keys = ScramKeys {
+            client_key: hmac(&salted, &[b"Client Key"]),
+            server_key: hmac(&salted, &[b"Server Key"]),
+            salt,
+            iterations: 4096,
+        };
+        let mut client = ScramClient::with_nonce(keys, "user", "rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(client.message(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        client
+            .update(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(client.message()).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        assert_eq!(
+            client.finish(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+            Ok(())
+        );
+        assert_eq!(
+            client.finish(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            Err(ScramClientError::ServerSignature)
+        );
+        assert_eq!(
+            client.finish(b"e=invalid-proof"),
+            Err(ScramClientError::ServerError("invalid-proof".into()))
+        );
+    }
+
+    #[test]
+    fn keyed_client_logs_in_with_a_learned_client_key() {
+        let secret = ScramSecret::from_password("app");
+        let learned = exchange(&secret, "app").unwrap();
+        let entry = UserSecret {
+            password: None,
+            md5: None,
+            scram: Some(secret.clone()),
+            client_key: LearnedClientKey::default(),
+        };
+        let pass_through = entry.pass_through().expect("secret-only entry");
+        assert!(pass_through.keys().is_none(), "no client has logged in yet");
+        entry.client_key.learn(learned);
+        let keys = pass_through.keys().expect("shared with the entry");
+        assert_eq!(keyed_exchange(keys, &secret), Ok(()));
+    }
+
+    #[test]
+    fn keyed_client_with_a_wrong_client_key_is_refused() {
+        let secret = ScramSecret::from_password("app");
+        let mut keys = keys_from_password("app", &secret);
+        keys.client_key[0] ^= 1;
+        assert_eq!(keyed_exchange(keys, &secret), Err("wrong password".into()));
+        let wrong = keys_from_password("nope", &secret);
+        assert_eq!(keyed_exchange(wrong, &secret), Err("wrong password".into()));
+    }
+
+    #[test]
+    fn keyed_client_refuses_a_server_with_another_salt() {
+        let ours = ScramSecret::from_password("app");
+        let servers = ScramSecret::from_password("app"); // same password, new salt
+        assert_ne!(ours.salt, servers.salt);
+        let mut client = ScramClient::new(keys_from_password("app", &ours));
+        let (_, server_first) = ScramServer::start(&servers, client.message()).unwrap();
+        assert_eq!(
+            client.update(server_first.as_bytes()),
+            Err(ScramClientError::SecretMismatch {
+                server_iterations: 4096,
+                file_iterations: 4096
+            })
+        );
+    }
+
+    #[test]
+    fn keyed_client_rejects_a_foreign_nonce() {
+        let secret = ScramSecret::from_password("app");
+        let mut client = ScramClient::new(keys_from_password("app", &secret));
+        let err = client.update(b"r=someoneelse,s=AAAA,i=4096").unwrap_err();
+        assert_eq!(err, ScramClientError::Malformed("server nonce"));
+    }
+
+    #[test]
+    fn password_entries_need_no_pass_through() {
+        let auth = file("\"app\" \"app\"\n").unwrap();
+        assert!(auth.get("app").unwrap().pass_through().is_none());
     }
 
     #[test]
     fn scram_accepts_the_right_password_only() {
         let secret = ScramSecret::from_password("app");
-        assert_eq!(exchange(&secret, "app"), Ok(()));
+        assert!(exchange(&secret, "app").is_ok());
         assert_eq!(exchange(&secret, "nope"), Err(ScramError::WrongProof));
     }
 

@@ -1,8 +1,10 @@
 //! One server connection: logging in to PostgreSQL (SCRAM-SHA-256, md5,
-//! cleartext or trust, using `postgres-protocol`'s client-side SCRAM), and the
-//! per-connection state the pool and relay need: the last `ReadyForQuery`
-//! status, the server parameters it runs with, which of the gateway's
-//! prepared statements it holds, and what is outstanding in the exchange.
+//! cleartext or trust; SCRAM with `postgres-protocol`'s client and the
+//! password, or by pass-through with the ClientKey a client revealed, see
+//! `auth`), and the per-connection state the pool and relay need: the last
+//! `ReadyForQuery` status, the server parameters it runs with, which of the
+//! gateway's prepared statements it holds, and what is outstanding in the
+//! exchange.
 //!
 //! The connection owns one read buffer and one write buffer for its whole
 //! life; server connections are few, so they keep them (client connections
@@ -18,6 +20,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{ScramClient, ScramClientError, ScramPassThrough};
 use crate::protocol::{self, ErrorFields};
 
 /// Why a server connection could not be used.
@@ -31,6 +34,14 @@ pub enum BackendError {
     Server { addr: String, fields: ErrorFields },
     #[error("server {addr} asks for a password for user {user:?}, but the auth_file has no plain password for it")]
     NoPassword { addr: String, user: String },
+    #[error("server {addr} asks for SCRAM authentication for user {user:?}, whose auth_file entry is only a SCRAM secret: the gateway can log in as that user only after a client has logged in with SCRAM (pass-through), or with the plain password in the auth_file")]
+    NoClientKey { addr: String, user: String },
+    #[error("server {addr} stores a different SCRAM secret for user {user:?} than the auth_file ({detail}); SCRAM pass-through needs the secret copied from this server's pg_authid, or put the plain password in the auth_file")]
+    ScramSecretMismatch {
+        addr: String,
+        user: String,
+        detail: String,
+    },
     #[error("server {addr}: unsupported authentication request {code}")]
     UnsupportedAuth { addr: String, code: i32 },
     #[error("server {addr}: authentication failed: {message}")]
@@ -63,7 +74,10 @@ impl BackendError {
     pub fn sqlstate(&self) -> &str {
         match self {
             BackendError::Server { fields, .. } if !fields.code.is_empty() => &fields.code,
-            BackendError::NoPassword { .. } | BackendError::Auth { .. } => "28P01",
+            BackendError::NoPassword { .. }
+            | BackendError::NoClientKey { .. }
+            | BackendError::ScramSecretMismatch { .. }
+            | BackendError::Auth { .. } => "28P01",
             _ => "08006",
         }
     }
@@ -78,6 +92,9 @@ pub struct ServerTarget {
     pub user: String,
     /// The plain password from the auth_file, if it has one.
     pub password: Option<String>,
+    /// Without a password: the user's SCRAM secret and the ClientKey learned
+    /// from its clients (shared by all of the user's pools).
+    pub pass_through: Option<ScramPassThrough>,
     pub connect_timeout: Duration,
 }
 
@@ -275,7 +292,7 @@ impl ServerConn {
             ],
         );
         self.flush_wbuf().await?;
-        let mut scram: Option<ScramSha256> = None;
+        let mut scram: Option<ServerScram> = None;
         let mut params = Vec::new();
         loop {
             let (tag, body) = self.read_message().await?;
@@ -318,10 +335,27 @@ impl ServerConn {
                             if !offers_scram {
                                 return Err(BackendError::UnsupportedAuth { addr: addr(), code });
                             }
-                            let client = ScramSha256::new(
-                                password()?.as_bytes(),
-                                ChannelBinding::unsupported(),
-                            );
+                            let client = match (&target.password, &target.pass_through) {
+                                (Some(password), _) => ServerScram::Password(ScramSha256::new(
+                                    password.as_bytes(),
+                                    ChannelBinding::unsupported(),
+                                )),
+                                (None, Some(pass_through)) => match pass_through.keys() {
+                                    Some(keys) => ServerScram::Keys(ScramClient::new(keys)),
+                                    None => {
+                                        return Err(BackendError::NoClientKey {
+                                            addr: addr(),
+                                            user: target.user.clone(),
+                                        })
+                                    }
+                                },
+                                (None, None) => {
+                                    return Err(BackendError::NoPassword {
+                                        addr: addr(),
+                                        user: target.user.clone(),
+                                    })
+                                }
+                            };
                             protocol::sasl_initial_response(
                                 &mut self.wbuf,
                                 "SCRAM-SHA-256",
@@ -333,20 +367,14 @@ impl ServerConn {
                             let client = scram
                                 .as_mut()
                                 .ok_or_else(|| self.protocol_error("unexpected SASLContinue"))?;
-                            client.update(data).map_err(|e| BackendError::Auth {
-                                addr: addr(),
-                                message: e.to_string(),
-                            })?;
+                            client.update(data).map_err(|e| e.into_backend(&target))?;
                             protocol::password_message(&mut self.wbuf, client.message());
                         }
                         protocol::AUTH_SASL_FINAL => {
                             let client = scram
                                 .as_mut()
                                 .ok_or_else(|| self.protocol_error("unexpected SASLFinal"))?;
-                            client.finish(data).map_err(|e| BackendError::Auth {
-                                addr: addr(),
-                                message: e.to_string(),
-                            })?;
+                            client.finish(data).map_err(|e| e.into_backend(&target))?;
                         }
                         code => return Err(BackendError::UnsupportedAuth { addr: addr(), code }),
                     }
@@ -559,6 +587,72 @@ impl ServerConn {
     /// Says goodbye without waiting (used when closing idle connections).
     pub fn terminate(self) {
         let _ = self.stream.try_write(&[b'X', 0, 0, 0, 4]);
+    }
+}
+
+/// The client side of a SCRAM login to a server: with the password, or
+/// with the keys of SCRAM pass-through.
+enum ServerScram {
+    Password(ScramSha256),
+    Keys(ScramClient),
+}
+
+/// A failed step of [`ServerScram`].
+enum ServerScramError {
+    Password(io::Error),
+    Keys(ScramClientError),
+}
+
+impl ServerScramError {
+    fn into_backend(self, target: &ServerTarget) -> BackendError {
+        match self {
+            ServerScramError::Keys(e @ ScramClientError::SecretMismatch { .. }) => {
+                BackendError::ScramSecretMismatch {
+                    addr: target.addr(),
+                    user: target.user.clone(),
+                    detail: e.to_string(),
+                }
+            }
+            ServerScramError::Keys(e) => BackendError::Auth {
+                addr: target.addr(),
+                message: e.to_string(),
+            },
+            ServerScramError::Password(e) => BackendError::Auth {
+                addr: target.addr(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl ServerScram {
+    fn message(&self) -> &[u8] {
+        match self {
+            ServerScram::Password(client) => client.message(),
+            ServerScram::Keys(client) => client.message(),
+        }
+    }
+
+    fn update(&mut self, server_first: &[u8]) -> Result<(), ServerScramError> {
+        match self {
+            ServerScram::Password(client) => client
+                .update(server_first)
+                .map_err(ServerScramError::Password),
+            ServerScram::Keys(client) => {
+                client.update(server_first).map_err(ServerScramError::Keys)
+            }
+        }
+    }
+
+    fn finish(&mut self, server_final: &[u8]) -> Result<(), ServerScramError> {
+        match self {
+            ServerScram::Password(client) => client
+                .finish(server_final)
+                .map_err(ServerScramError::Password),
+            ServerScram::Keys(client) => {
+                client.finish(server_final).map_err(ServerScramError::Keys)
+            }
+        }
     }
 }
 

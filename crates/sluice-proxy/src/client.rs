@@ -362,8 +362,14 @@ async fn authenticate(
     if tag != b'p' {
         return Err(fatal("08P01", "expected SASLResponse"));
     }
-    let server_final = server.finish(&body).map_err(|_| failed())?;
-    protocol::authentication(&mut out, protocol::AUTH_SASL_FINAL, server_final.as_bytes());
+    let verified = server.finish(&body).map_err(|_| failed())?;
+    // SCRAM pass-through: the user's pools may now log in to servers with it.
+    secret.client_key.learn(verified.client_key);
+    protocol::authentication(
+        &mut out,
+        protocol::AUTH_SASL_FINAL,
+        verified.server_final.as_bytes(),
+    );
     stream.write_all(&out).await?;
     Ok(())
 }

@@ -149,7 +149,9 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     pub fn new(key: PoolKey, settings: &PoolSettings, config: &Config) -> Pool {
         let p = &config.proxy;
-        let password = config.auth.get(&key.user).and_then(|s| s.password.clone());
+        let secret = config.auth.get(&key.user);
+        let password = secret.and_then(|s| s.password.clone());
+        let pass_through = secret.and_then(|s| s.pass_through());
         Pool {
             mode: settings.pool_mode,
             limits: Limits {
@@ -167,6 +169,7 @@ impl Pool {
                 dbname: settings.dbname.clone(),
                 user: key.user.clone(),
                 password,
+                pass_through,
                 connect_timeout: p.server_connect_timeout.0,
             }),
             key,
@@ -427,10 +430,17 @@ impl Pool {
             tracing::debug!(pool = ?self.key, pid = conn.pid, "closing idle server connection");
             conn.terminate();
         }
-        for _ in 0..missing {
+        for opened in 0..missing {
             match self.connect_in_slot().await {
                 Ok(checkout) => drop(checkout), // returns it to the idle list
-                Err(_) => break,                // logged; retried next round
+                Err(_) => {
+                    // Logged; retried next round. The slots reserved for the
+                    // rest are given back, or `open` would count them forever.
+                    for _ in opened + 1..missing {
+                        self.release_slot();
+                    }
+                    break;
+                }
             }
         }
     }
@@ -568,5 +578,28 @@ impl Pools {
     pub fn all(&self) -> Vec<Arc<Pool>> {
         let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn min_pool_size_gives_back_the_slots_it_could_not_fill() {
+        // A port nothing listens on: every connect is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let text = format!(
+            "[proxy]\nauth_type = \"trust\"\nmin_pool_size = 3\ndefault_pool_size = 5\n\
+             [databases.app]\nhost = \"127.0.0.1\"\nport = {port}\n"
+        );
+        let config = Config::parse(std::path::Path::new("gw.toml"), &text).unwrap();
+        let pool = Pools::default().get(&config, "app", "app").unwrap();
+        pool.maintain().await;
+        assert_eq!(pool.stats.server_connect_errors.load(Relaxed), 1);
+        assert_eq!(pool.snapshot().open, 0);
     }
 }
