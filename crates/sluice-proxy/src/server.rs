@@ -139,13 +139,13 @@ fn raise_fd_limit(config: &Config) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return;
         }
-        if (limit.rlim_cur as u64) < wanted {
+        if limit.rlim_cur < wanted {
             limit.rlim_cur = limit.rlim_max.min(wanted as libc::rlim_t);
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
-        if (limit.rlim_cur as u64) < wanted {
+        if limit.rlim_cur < wanted {
             tracing::warn!(
-                open_files = limit.rlim_cur as u64,
+                open_files = limit.rlim_cur,
                 max_client_conn = config.proxy.max_client_conn,
                 "the open-file limit is below max_client_conn; raise `ulimit -n`"
             );
