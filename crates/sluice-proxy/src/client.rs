@@ -1532,6 +1532,11 @@ impl Session {
     /// reports the transaction over: appending a query there could run it
     /// inside the client's transaction (taking its snapshot before a
     /// `SET TRANSACTION`) or in the middle of a COPY.
+    ///
+    /// The appended simple `Query` drops the server's unnamed prepared
+    /// statement, as the client's own next simple query would. A client
+    /// cannot rely on it past the end of its transaction in transaction
+    /// pooling anyway: its next request may get another server connection.
     fn lsn_probe_fits(&self, srv: &ServerConn) -> bool {
         let Some(lb) = self.balancing.as_deref() else {
             return false;
