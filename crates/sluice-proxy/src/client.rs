@@ -2133,6 +2133,28 @@ mod tests {
     }
 
     #[test]
+    fn data_row_first_column() {
+        // Two columns: "0/16B3748" and NULL.
+        let mut body = vec![0, 2, 0, 0, 0, 9];
+        body.extend_from_slice(b"0/16B3748");
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(first_column_text(&body), Some(&b"0/16B3748"[..]));
+        assert_eq!(first_column_text(&[0, 1, 255, 255, 255, 255]), None);
+        assert_eq!(first_column_text(&[0, 1, 0, 0, 0, 9, b'0']), None);
+        assert_eq!(first_column_text(&[0, 1]), None);
+    }
+
+    #[test]
+    fn message_tags() {
+        let mut buf = BytesMut::new();
+        protocol::query(&mut buf, "SELECT 1");
+        buf.extend_from_slice(&[b'S', 0, 0, 0, 4]);
+        let tags: Vec<u8> = protocol_messages(&buf).collect();
+        assert_eq!(tags, b"QS");
+        assert_eq!(protocol_messages(&[]).count(), 0);
+    }
+
+    #[test]
     fn quoting() {
         assert_eq!(quote_ident("Time\"Zone"), "\"Time\"\"Zone\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
