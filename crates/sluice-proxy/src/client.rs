@@ -21,7 +21,10 @@
 //! gateway answers `SET`/`SHOW sluice.*` itself, reads go to a replica that
 //! has replayed the client's sticky position, everything else to the
 //! primary; and at step 6, after a transaction that wrote, the primary's WAL
-//! position is recorded before the client hears `ReadyForQuery`.
+//! position is recorded before the client hears `ReadyForQuery` — read by a
+//! query the gateway appends to the request that ends the transaction when
+//! it can tell that request apart (see `Session::lsn_probe_fits`), else by a
+//! separate round trip after it.
 
 use std::collections::HashMap;
 use std::io;
@@ -487,8 +490,10 @@ struct Balancing {
     /// `rbuf[..classified]` has been looked at for writes.
     classified: usize,
     /// `relay` held back the client's final ReadyForQuery until the write's
-    /// position is recorded.
+    /// position is recorded (with a separate round trip).
     held_ready: bool,
+    /// The gateway's position query appended to the request on the server.
+    probe: Option<LsnProbe>,
     /// The request sent to a replica, until the first byte of its answer:
     /// if the replica fails before that, it is sent elsewhere.
     resend: Option<Resend>,
@@ -497,6 +502,26 @@ struct Balancing {
     /// Something was sent on the current server.
     sent_once: bool,
 }
+
+/// The gateway's `SELECT pg_current_wal_insert_lsn()`, sent in the same
+/// write right behind a request that ends a writing transaction on the
+/// primary, so that reading the position costs no extra round trip.
+#[derive(Debug, Clone, Copy)]
+struct LsnProbe {
+    /// Its batch on the server connection (`Outstanding::batches_sent` when
+    /// sent): the client's final ReadyForQuery ends the batch before it.
+    batch: u64,
+    /// The status of the client's final ReadyForQuery, held back until the
+    /// position is recorded.
+    client_status: Option<u8>,
+    /// The position read (`None` until its DataRow, or if it failed).
+    lsn: Option<Lsn>,
+    /// Its own ReadyForQuery arrived: nothing more of it will come.
+    answered: bool,
+}
+
+/// The gateway's query for the primary's WAL position after a write.
+const WAL_POSITION_SQL: &str = "SELECT pg_current_wal_insert_lsn()";
 
 /// A request that may still be sent to another host.
 struct Resend {
@@ -536,6 +561,7 @@ impl Balancing {
             wrote: false,
             classified: 0,
             held_ready: false,
+            probe: None,
             resend: None,
             reroutes: 0,
             sent_once: false,
@@ -756,6 +782,7 @@ impl Session {
                             hinted: false,
                             gateway_only: false,
                             effects: Vec::new(),
+                            lone_statement: false,
                         }),
                     };
                     // Boxed (here and below): a rarely taken path must not
@@ -971,15 +998,17 @@ impl Session {
             };
             match self.checkout_from(&pool).await {
                 Ok(checkout) => {
+                    let runs_something = self.pending_runs_something(0);
                     let lb = self.balancing.as_mut().expect("verdict implies balancing");
                     lb.on_replica = target;
                     lb.in_flight = Some(match target {
                         Some(index) => lb.db.hosts.start_on_replica(index),
                         None => lb.db.hosts.start_on_primary(),
                     });
-                    lb.wrote = target.is_none() && verdict.may_write;
+                    lb.wrote = target.is_none() && verdict.may_write && runs_something;
                     lb.classified = self.scanned;
                     lb.held_ready = false;
+                    lb.probe = None;
                     lb.sent_once = false;
                     return Ok(checkout);
                 }
@@ -1129,6 +1158,7 @@ impl Session {
                 hinted: false,
                 gateway_only: false,
                 effects: Vec::new(),
+                lone_statement: false,
             })
         };
         let classify = |sql: &[u8]| match std::str::from_utf8(sql) {
@@ -1141,6 +1171,7 @@ impl Session {
             hinted: false,
             gateway_only: false,
             effects: Vec::new(),
+            lone_statement: false,
         };
         let mut unnamed_parsed = false;
         let mut offset = from;
@@ -1273,13 +1304,22 @@ impl Session {
             return;
         }
         let from = lb.classified;
-        let may_write = match self.classify_pending(from) {
-            Ok(Classified::Route(verdict)) => verdict.may_write,
-            _ => true,
-        };
+        let may_write = self.pending_runs_something(from)
+            && match self.classify_pending(from) {
+                Ok(Classified::Route(verdict)) => verdict.may_write,
+                _ => true,
+            };
         let lb = self.balancing.as_mut().expect("checked above");
         lb.wrote |= may_write;
         lb.classified = self.scanned;
+    }
+
+    /// Whether client messages from `rbuf[from..]` may run a statement.
+    /// Parse, Describe and Close (a client preparing a statement) run
+    /// nothing; a Bind may be executed later, so it counts.
+    fn pending_runs_something(&self, from: usize) -> bool {
+        protocol_messages(&self.rbuf[from..self.scanned])
+            .any(|tag| !matches!(tag, b'P' | b'D' | b'C' | b'S' | b'H'))
     }
 
     /// No server for this request: answer it with an error and drop it.
@@ -1311,11 +1351,13 @@ impl Session {
             let out = &srv.outstanding;
             let may_send = !on_replica || out.unsynced || out.batches_sent == out.batches_done;
             if self.scanned > 0 && may_send {
+                let mut probe = false;
                 if self.balancing.is_some() && self.pool.mode == PoolMode::Transaction {
                     self.note_writes();
                     self.keep_for_resend(on_replica);
+                    probe = self.lsn_probe_fits(srv);
                 }
-                let sent = self.send_to_server(srv).await;
+                let sent = self.send_to_server(srv, probe).await;
                 if let Err(error) = sent {
                     return Err(self.replica_failed(error));
                 }
@@ -1349,8 +1391,13 @@ impl Session {
                         }
                     }
                     self.relay(srv).await?;
-                    if self.balancing.as_ref().is_some_and(|lb| lb.held_ready) {
+                    while let Some(pipelined) = self.write_to_record() {
                         Box::pin(self.record_write(srv)).await?;
+                        if !pipelined || srv.rbuf.is_empty() {
+                            break;
+                        }
+                        // More answers followed the gateway's position query.
+                        self.relay(srv).await?;
                     }
                     if self.pool.mode == PoolMode::Transaction
                         && srv.clean()
@@ -1403,46 +1450,198 @@ impl Session {
         }
     }
 
-    /// A transaction that wrote ended on the primary and `relay` held back
-    /// its ReadyForQuery: read the primary's WAL insert position on the same
-    /// connection, record it for the sticky key, then let the client go on.
-    /// If the position cannot be read, record one no replica reaches, so
-    /// reads stay on the primary for the TTL rather than risk a stale read.
-    async fn record_write(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
-        let lsn = if srv.streaming == 0 && srv.rbuf.is_empty() {
-            match srv.query_value("SELECT pg_current_wal_insert_lsn()").await {
-                Ok(Some(text)) => text.parse().unwrap_or(UNKNOWN_POSITION),
-                Ok(None) => UNKNOWN_POSITION,
-                Err(error) => {
-                    tracing::warn!(%error, "could not read the WAL position after a write");
-                    srv.broken = true;
-                    UNKNOWN_POSITION
-                }
-            }
+    /// Whether a position is ready to record and the client's ReadyForQuery
+    /// waits for it: `Some(true)` when the appended position query has
+    /// answered, `Some(false)` when it must be read on a separate round trip.
+    fn write_to_record(&self) -> Option<bool> {
+        let lb = self.balancing.as_deref()?;
+        if lb.probe.is_some_and(|probe| probe.answered) {
+            Some(true)
+        } else if lb.held_ready {
+            Some(false)
         } else {
-            UNKNOWN_POSITION
+            None
+        }
+    }
+
+    /// A transaction that wrote ended on the primary and `relay` held back
+    /// its ReadyForQuery: record the primary's WAL insert position for the
+    /// sticky key, then let the client go on. The position comes from the
+    /// query appended to the request when there was one; otherwise it is
+    /// read now, on the same connection. If it cannot be read, record one
+    /// no replica reaches, so reads stay on the primary for the TTL rather
+    /// than risk a stale read.
+    ///
+    /// With an appended query the client's ReadyForQuery may say the
+    /// transaction is still open ('T', 'E': the request did not end it
+    /// after all); then nothing is recorded, and the commit still to come
+    /// records the position.
+    async fn record_write(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
+        let lb = self.balancing.as_mut().expect("held only with balancing");
+        let (status, lsn) = match lb.probe.take() {
+            Some(probe) => (
+                probe.client_status.unwrap_or(b'I'),
+                probe.lsn.unwrap_or(UNKNOWN_POSITION),
+            ),
+            None => {
+                lb.wrote = false;
+                let lsn = if srv.streaming == 0 && srv.rbuf.is_empty() {
+                    lb.db.lsn_reads.separate.fetch_add(1, Relaxed);
+                    match srv.query_value(WAL_POSITION_SQL).await {
+                        Ok(Some(text)) => text.parse().unwrap_or(UNKNOWN_POSITION),
+                        Ok(None) => UNKNOWN_POSITION,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not read the WAL position after a write");
+                            srv.broken = true;
+                            UNKNOWN_POSITION
+                        }
+                    }
+                } else {
+                    UNKNOWN_POSITION
+                };
+                (b'I', lsn)
+            }
         };
         let lb = self.balancing.as_mut().expect("held only with balancing");
         lb.held_ready = false;
-        lb.wrote = false;
-        lb.last_write = Some((lsn, tokio::time::Instant::now()));
-        if let (Some(key), Some(store)) = (lb.store_key(), &self.shared.router.store) {
-            store.record_write(&key, lsn).await;
+        if status == b'I' {
+            lb.last_write = Some((lsn, tokio::time::Instant::now()));
+            if let (Some(key), Some(store)) = (lb.store_key(), &self.shared.router.store) {
+                store.record_write(&key, lsn).await;
+            }
+        } else {
+            // The transaction goes on, and it wrote.
+            lb.wrote = true;
         }
         let mut out = BytesMut::with_capacity(6);
-        protocol::ready_for_query(&mut out, b'I');
+        protocol::ready_for_query(&mut out, status);
         self.stream.write_all(&out).await?;
         Ok(())
     }
 
+    /// Whether the pending request may carry the gateway's position query
+    /// right behind it (so no extra round trip after it). Only when the
+    /// request surely ends a transaction that wrote, and its answer is
+    /// surely one batch ending in ReadyForQuery:
+    /// - the server is idle, with nothing outstanding, sticky reads are on,
+    ///   and this session wrote on the primary;
+    /// - the request is one simple `Query`, or extended-protocol messages
+    ///   with one Bind, one Execute and a final Sync, of one statement
+    ///   parsed with certainty that is not `COPY` (data would follow it);
+    /// - outside a transaction: the statement does not begin or end one
+    ///   (it runs on its own, the server is idle after it); inside one:
+    ///   it is `COMMIT`/`END`/`ROLLBACK`/`ABORT` (without `AND CHAIN`).
+    ///
+    /// Everything else (multi-statement strings, pipelined batches, COPY,
+    /// function calls, unclassifiable text, a writing statement inside an
+    /// explicit transaction) keeps the separate round trip once the server
+    /// reports the transaction over: appending a query there could run it
+    /// inside the client's transaction (taking its snapshot before a
+    /// `SET TRANSACTION`) or in the middle of a COPY.
+    ///
+    /// The appended simple `Query` drops the server's unnamed prepared
+    /// statement, as the client's own next simple query would. A client
+    /// cannot rely on it past the end of its transaction in transaction
+    /// pooling anyway: its next request may get another server connection.
+    fn lsn_probe_fits(&self, srv: &ServerConn) -> bool {
+        let Some(lb) = self.balancing.as_deref() else {
+            return false;
+        };
+        let fits = self.pool.mode == PoolMode::Transaction
+            && self.shared.config.load_balancing.sticky != StickyMode::Off
+            && lb.on_replica.is_none()
+            && lb.wrote
+            && lb.probe.is_none()
+            && !lb.held_ready
+            && !self.terminating
+            && self.request_end == self.scanned
+            && srv.outstanding.idle()
+            && !srv.copy_in
+            && srv.streaming == 0
+            && srv.rbuf.is_empty();
+        if !fits {
+            return false;
+        }
+        let Some(statement) = self.lone_request_statement() else {
+            return false;
+        };
+        if !statement.lone_statement {
+            return false;
+        }
+        match srv.status {
+            b'I' => !statement.effects.iter().any(|effect| {
+                matches!(
+                    effect,
+                    Effect::Begin { .. } | Effect::Commit | Effect::Rollback
+                )
+            }),
+            b'T' | b'E' => matches!(statement.effects[..], [Effect::Commit] | [Effect::Rollback]),
+            _ => false,
+        }
+    }
+
+    /// The classification of the statement the pending request runs, if it
+    /// is exactly one simple `Query`, or extended-protocol messages with one
+    /// Bind and one Execute ending with the request's only Sync.
+    fn lone_request_statement(&self) -> Option<Arc<Classification>> {
+        let classifier = &self.shared.router.classifier;
+        let classify = |sql: &[u8]| {
+            std::str::from_utf8(sql)
+                .ok()
+                .map(|sql| classifier.classify(sql))
+        };
+        // Statements parsed in this request (not registered until sent).
+        let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut bound = None;
+        let (mut binds, mut executes) = (0, 0);
+        let mut offset = 0;
+        while offset < self.scanned {
+            let msg = &self.rbuf[offset..self.scanned];
+            let total = i32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize + 1;
+            let first = offset == 0;
+            offset += total;
+            let last = offset == self.scanned;
+            match protocol::decode_frontend(&msg[..total]).ok()? {
+                Frontend::Query(sql) if first && last => return classify(sql),
+                Frontend::Parse { name, query, .. } => parsed.push((name, query)),
+                Frontend::Bind { statement, .. } => {
+                    binds += 1;
+                    bound = match parsed.iter().rev().find(|(name, _)| *name == statement) {
+                        Some((_, query)) => classify(query),
+                        None if statement.is_empty() => None,
+                        None => self.statements.get(statement)?.verdict.clone(),
+                    };
+                }
+                Frontend::Execute { .. } => executes += 1,
+                Frontend::Describe { .. } | Frontend::Close { .. } | Frontend::Flush => {}
+                Frontend::Sync if last => {}
+                _ => return None,
+            }
+        }
+        if binds == 1 && executes == 1 {
+            bound
+        } else {
+            None
+        }
+    }
+
     /// Sends every complete pending client message to `srv`, renaming
     /// prepared statements when needed, and notes what the server now owes.
-    async fn send_to_server(&mut self, srv: &mut ServerConn) -> Result<(), ClientError> {
+    /// With `probe`, the gateway's position query follows in the same write
+    /// (see [`Session::lsn_probe_fits`]).
+    async fn send_to_server(
+        &mut self,
+        srv: &mut ServerConn,
+        probe: bool,
+    ) -> Result<(), ClientError> {
         let len = self.scanned;
         let stats = &self.pool.stats;
         stats.bytes_received.fetch_add(len as u64, Relaxed);
         if self.rename_statements && self.has_named {
             self.rewrite_into(srv)?;
+            if probe {
+                self.append_lsn_probe(srv);
+            }
             let result = srv.flush_wbuf().await;
             result.map_err(ClientError::ServerLost)?;
         } else {
@@ -1469,7 +1668,15 @@ impl Session {
                 }
                 rest = &rest[total..];
             }
-            if let Err(source) = srv.stream.write_all(&self.rbuf[..len]).await {
+            let written = if probe {
+                srv.wbuf.extend_from_slice(&self.rbuf[..len]);
+                self.append_lsn_probe(srv);
+                srv.stream.write_all(&srv.wbuf).await
+            } else {
+                srv.stream.write_all(&self.rbuf[..len]).await
+            };
+            srv.wbuf.clear();
+            if let Err(source) = written {
                 srv.broken = true;
                 return Err(ClientError::ServerLost(BackendError::Io {
                     addr: srv.target.addr(),
@@ -1479,6 +1686,23 @@ impl Session {
         }
         self.consume(len);
         Ok(())
+    }
+
+    /// Puts the gateway's position query behind the request in `srv`'s
+    /// write buffer; `relay` takes its answer out of the stream.
+    fn append_lsn_probe(&mut self, srv: &mut ServerConn) {
+        let lb = self.balancing.as_mut().expect("probes only with balancing");
+        protocol::query(&mut srv.wbuf, WAL_POSITION_SQL);
+        lb.probe = Some(LsnProbe {
+            batch: srv.outstanding.batches_sent,
+            client_status: None,
+            lsn: None,
+            answered: false,
+        });
+        note_sent(srv, b'Q');
+        // Writes sent after this request belong to the next transaction.
+        lb.wrote = false;
+        lb.db.lsn_reads.pipelined.fetch_add(1, Relaxed);
     }
 
     /// Builds the request for `srv` in its write buffer: the client's
@@ -1594,6 +1818,7 @@ impl Session {
             pos = srv.streaming.min(buf_len);
             srv.streaming -= pos;
         }
+        let mut probe = self.balancing.as_mut().and_then(|lb| lb.probe.take());
         while buf_len - pos >= 5 {
             let header = &srv.rbuf[pos..pos + 5];
             let tag = header[0];
@@ -1607,6 +1832,41 @@ impl Session {
             }
             let total = len as usize + 1;
             let complete = buf_len - pos >= total;
+            if let Some(probe) = probe.as_mut().filter(|p| p.client_status.is_some()) {
+                // The answer to the gateway's position query (small, so
+                // taken whole): none of it reaches the client, except an
+                // asynchronous notification that happens to arrive now.
+                if !complete {
+                    break;
+                }
+                let body = &srv.rbuf[pos + 5..pos + total];
+                match tag {
+                    b'D' => {
+                        probe.lsn = first_column_text(body)
+                            .and_then(|text| std::str::from_utf8(text).ok())
+                            .and_then(|text| text.parse().ok());
+                    }
+                    b'E' => probe.lsn = None,
+                    b'Z' => {
+                        srv.status = body.first().copied().unwrap_or(b'I');
+                        finish_batch(srv);
+                        probe.answered = true;
+                    }
+                    _ => {}
+                }
+                if tag != b'A' {
+                    self.scratch.extend_from_slice(&srv.rbuf[start..pos]);
+                    start = pos + total;
+                    dropped = true;
+                }
+                pos += total;
+                if probe.answered {
+                    // The client's ReadyForQuery goes out before anything
+                    // after this, once the position is recorded.
+                    break;
+                }
+                continue;
+            }
             if !matches!(tag, b'Z' | b'1' | b'3' | b'S' | b'G' | b'H' | b'W') {
                 if !complete {
                     // Stream the rest of a large row or copy chunk as it comes.
@@ -1633,8 +1893,14 @@ impl Session {
                     srv.status = srv.rbuf[pos + 5];
                     srv.copy_in = false;
                     finish_batch(srv);
-                    if self.hold_ready(srv) {
-                        drop_message = true;
+                    match probe.as_mut() {
+                        // The client's final ReadyForQuery, before the
+                        // answer to the gateway's position query.
+                        Some(probe) if probe.batch == srv.outstanding.batches_done => {
+                            probe.client_status = Some(srv.status);
+                            drop_message = true;
+                        }
+                        _ => drop_message = self.hold_ready(srv),
                     }
                 }
                 b'1' => {
@@ -1672,6 +1938,9 @@ impl Session {
                 dropped = true;
             }
             pos += total;
+        }
+        if let Some(lb) = self.balancing.as_mut() {
+            lb.probe = probe;
         }
         let result = if dropped {
             self.scratch.extend_from_slice(&srv.rbuf[start..pos]);
@@ -1712,6 +1981,23 @@ impl Session {
         lb.held_ready |= hold;
         hold
     }
+}
+
+/// The tags of the whole messages in `buf` (client messages, as scanned).
+fn protocol_messages(mut buf: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    std::iter::from_fn(move || {
+        let header = buf.get(..5)?;
+        let total = i32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize + 1;
+        let tag = header[0];
+        buf = buf.get(total..).unwrap_or_default();
+        Some(tag)
+    })
+}
+
+/// The first column of a DataRow body as bytes (`None` for NULL or a malformed row).
+fn first_column_text(body: &[u8]) -> Option<&[u8]> {
+    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    body.get(6..6 + usize::try_from(len).ok()?)
 }
 
 /// How a replica's answer to a resendable request begins.
@@ -1850,6 +2136,28 @@ mod tests {
         );
         assert!(parse_options("-x").is_err());
         assert!(parse_options("-c").is_err());
+    }
+
+    #[test]
+    fn data_row_first_column() {
+        // Two columns: "0/16B3748" and NULL.
+        let mut body = vec![0, 2, 0, 0, 0, 9];
+        body.extend_from_slice(b"0/16B3748");
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(first_column_text(&body), Some(&b"0/16B3748"[..]));
+        assert_eq!(first_column_text(&[0, 1, 255, 255, 255, 255]), None);
+        assert_eq!(first_column_text(&[0, 1, 0, 0, 0, 9, b'0']), None);
+        assert_eq!(first_column_text(&[0, 1]), None);
+    }
+
+    #[test]
+    fn message_tags() {
+        let mut buf = BytesMut::new();
+        protocol::query(&mut buf, "SELECT 1");
+        buf.extend_from_slice(&[b'S', 0, 0, 0, 4]);
+        let tags: Vec<u8> = protocol_messages(&buf).collect();
+        assert_eq!(tags, b"QS");
+        assert_eq!(protocol_messages(&[]).count(), 0);
     }
 
     #[test]

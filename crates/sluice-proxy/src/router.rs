@@ -7,6 +7,7 @@
 //! which asks [`crate::balance::route::target`] with the state kept here.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
@@ -24,8 +25,20 @@ const CLASSIFIER_CAPACITY: usize = 16 * 1024;
 /// The balancing state of one database.
 pub struct BalancedDatabase {
     pub hosts: Arc<Hosts>,
+    /// How the primary's WAL position was read after writing transactions.
+    pub lsn_reads: LsnReads,
     /// Stops the checker tasks when the gateway goes away.
     _checker: HealthChecker,
+}
+
+/// Counts of the gateway's `SELECT pg_current_wal_insert_lsn()` after
+/// writing transactions (sticky read-your-writes), by how it was sent.
+#[derive(Debug, Default)]
+pub struct LsnReads {
+    /// Appended to the request that ended the transaction (no extra round trip).
+    pub pipelined: AtomicU64,
+    /// Sent on its own after the transaction ended (one extra round trip).
+    pub separate: AtomicU64,
 }
 
 /// Everything routing needs that is shared by all clients.
@@ -66,6 +79,7 @@ impl Router {
                     name.clone(),
                     Arc::new(BalancedDatabase {
                         hosts,
+                        lsn_reads: LsnReads::default(),
                         _checker: checker,
                     }),
                 );

@@ -444,6 +444,232 @@ fn sticky_reads_see_their_writes_while_replay_is_paused() {
     assert_eq!(rows[0][0], "7");
 }
 
+/// How often the gateway read the primary's WAL position after a write:
+/// (appended to the request that ended the transaction, on a separate
+/// round trip).
+fn lsn_reads(gw: &TestGateway) -> (u64, u64) {
+    let db = gw.gateway.as_ref().unwrap().shared.router.database("app");
+    let reads = &db.expect("load balancing is on for app").lsn_reads;
+    (
+        reads.pipelined.load(std::sync::atomic::Ordering::Relaxed),
+        reads.separate.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// Asserts how many position reads of each kind happened since `before`,
+/// and returns the new totals.
+#[track_caller]
+fn assert_lsn_reads(
+    gw: &TestGateway,
+    before: (u64, u64),
+    pipelined: u64,
+    separate: u64,
+) -> (u64, u64) {
+    let now = lsn_reads(gw);
+    assert_eq!(
+        (now.0 - before.0, now.1 - before.1),
+        (pipelined, separate),
+        "(pipelined, separate) position reads"
+    );
+    now
+}
+
+#[test]
+fn the_write_position_is_read_in_the_round_trip_that_ends_the_transaction() {
+    let cluster = cluster();
+    let (primary, _, _) = ports(&cluster);
+    cluster
+        .sql_in(
+            cluster.primary(),
+            "app",
+            "CREATE TABLE parents (id int PRIMARY KEY); \
+             CREATE TABLE children (id int, parent int REFERENCES parents \
+             DEFERRABLE INITIALLY DEFERRED); \
+             GRANT ALL ON parents, children TO PUBLIC",
+        )
+        .unwrap();
+    cluster.wait_caught_up().unwrap();
+    let gw = gateway(&cluster, "sticky = \"connection\"\nsticky_ttl = 30");
+    for replica in cluster.replicas() {
+        cluster.pause_replay(replica).unwrap();
+    }
+    let conn = Conn::open(&gw, "app", "");
+    let mut counts = lsn_reads(&gw);
+    assert_eq!(counts, (0, 0));
+
+    // An autocommit write in the simple protocol: its position comes with
+    // its own answer, and the next read (same connection) sees it.
+    let mut position = conn.value("SHOW sluice.last_write_lsn");
+    for i in 0..5 {
+        let (seen, port) = write_then_read(&conn, &conn, "simple", i);
+        assert_eq!((seen, port), (Some(i), primary), "read {i}");
+        let now = conn.value("SHOW sluice.last_write_lsn");
+        assert_ne!(now, position, "write {i} recorded a new position");
+        position = now;
+    }
+    counts = assert_lsn_reads(&gw, counts, 5, 0);
+
+    // The extended protocol (tokio-postgres: a named statement, prepared
+    // first; preparing runs nothing, so it reads no position).
+    let insert = "INSERT INTO items VALUES ($1, $2) \
+                  ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+    for i in 0..5 {
+        let written = conn
+            .runtime
+            .block_on(conn.client.execute(insert, &[&"extended", &i]))
+            .unwrap();
+        assert_eq!(written, 1);
+        let rows = conn.rows("SELECT value, inet_server_port() FROM items WHERE key = 'extended'");
+        assert_eq!(rows[0], [i.to_string(), primary.to_string()]);
+    }
+    counts = assert_lsn_reads(&gw, counts, 5, 0);
+    // A failing autocommit write (the client gets the error; all goes on).
+    let error = conn
+        .runtime
+        .block_on(
+            conn.client
+                .execute("INSERT INTO parents VALUES ($1), ($1)", &[&1i32]),
+        )
+        .unwrap_err();
+    assert!(format!("{error:?}").contains("duplicate key"), "{error:?}");
+    assert_eq!(conn.value("SELECT count(*) FROM parents"), "0");
+    counts = assert_lsn_reads(&gw, counts, 1, 0);
+
+    // An explicit transaction, one statement per request: the write inside
+    // it reads nothing (the query must not run in the client's
+    // transaction); its COMMIT carries the position read.
+    conn.rows("BEGIN");
+    conn.rows("UPDATE items SET value = 100 WHERE key = 'simple'");
+    counts = assert_lsn_reads(&gw, counts, 0, 0);
+    assert_eq!(conn.value("SHOW transaction_isolation"), "read committed");
+    conn.rows("COMMIT");
+    counts = assert_lsn_reads(&gw, counts, 1, 0);
+    let rows = conn.rows("SELECT value, inet_server_port() FROM items WHERE key = 'simple'");
+    assert_eq!(rows[0], ["100".to_string(), primary.to_string()]);
+    assert_ne!(conn.value("SHOW sluice.last_write_lsn"), position);
+    // A transaction that was opened by a write request and stays open.
+    conn.rows("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    conn.rows("UPDATE items SET value = 101 WHERE key = 'simple'");
+    conn.rows("END");
+    counts = assert_lsn_reads(&gw, counts, 1, 0);
+
+    // A COMMIT that fails (deferred foreign key): the client gets the error
+    // and an idle connection; nothing is left open on the server.
+    conn.rows("BEGIN");
+    conn.rows("INSERT INTO children VALUES (1, 999)");
+    let error = conn.try_rows("COMMIT").unwrap_err();
+    assert!(format!("{error:?}").contains("foreign key"), "{error:?}");
+    counts = assert_lsn_reads(&gw, counts, 1, 0);
+    assert_eq!(conn.value("SELECT count(*) FROM children"), "0");
+    conn.rows("BEGIN");
+    conn.rows("INSERT INTO parents VALUES (7)");
+    conn.rows("INSERT INTO children VALUES (1, 7)");
+    conn.rows("COMMIT");
+    let rows = conn.rows("SELECT count(*), inet_server_port() FROM children");
+    assert_eq!(rows[0], ["1".to_string(), primary.to_string()]);
+    counts = assert_lsn_reads(&gw, counts, 1, 0);
+
+    // A failed transaction ended by COMMIT (answered ROLLBACK) and one
+    // ended by ROLLBACK: the appended query runs after them, not inside.
+    conn.rows("BEGIN");
+    conn.rows("UPDATE items SET value = -1 WHERE key = 'simple'");
+    assert!(conn.try_rows("SELECT 1 / 0").is_err());
+    conn.rows("COMMIT");
+    conn.rows("BEGIN");
+    conn.rows("UPDATE items SET value = -2 WHERE key = 'simple'");
+    conn.rows("ROLLBACK");
+    counts = assert_lsn_reads(&gw, counts, 2, 0);
+    assert_eq!(
+        conn.value("SELECT value FROM items WHERE key = 'simple'"),
+        "101"
+    );
+
+    // Not pipelined (a separate round trip after the transaction):
+    // several statements in one string, and COPY.
+    let rows = conn.rows(
+        "BEGIN; UPDATE items SET value = 200 WHERE key = 'simple'; COMMIT; \
+         SELECT value, inet_server_port() FROM items WHERE key = 'simple'",
+    );
+    assert_eq!(rows[0], ["200".to_string(), primary.to_string()]);
+    counts = assert_lsn_reads(&gw, counts, 0, 1);
+    let python = common::python().expect("the repository virtualenv (.venv) with psycopg 3");
+    let run_python = |script: &str| {
+        let out = run_bounded(
+            Command::new(&python)
+                .arg("-c")
+                .arg(script)
+                .arg(gw.conninfo("app", "app"))
+                .arg(primary.to_string()),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && stdout.contains("psycopg ok"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run_python(
+        "import psycopg, sys\n\
+        with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n\
+        \x20   with conn.cursor().copy('COPY items FROM STDIN') as copy:\n\
+        \x20       copy.write_row(('copied', 5))\n\
+        print('psycopg ok')\n",
+    );
+    let rows = conn.rows("SELECT value, inet_server_port() FROM items WHERE key = 'copied'");
+    assert_eq!(rows[0], ["5".to_string(), primary.to_string()]);
+    counts = assert_lsn_reads(&gw, counts, 0, 1);
+
+    // psycopg: autocommit writes (unnamed then prepared statements), a
+    // transaction, and pipeline mode; every read sees the write before it.
+    run_python(
+        "import psycopg, sys\n\
+        primary = int(sys.argv[2])\n\
+        def check(conn, key, value):\n\
+        \x20   row = conn.execute('SELECT value, inet_server_port() FROM items WHERE key = %s', (key,)).fetchone()\n\
+        \x20   assert row == (value, primary), (key, value, row)\n\
+        upsert = 'INSERT INTO items VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value'\n\
+        with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n\
+        \x20   for i in range(8):\n\
+        \x20       conn.execute(upsert, ('py', i))\n\
+        \x20       check(conn, 'py', i)\n\
+        \x20   with conn.transaction():\n\
+        \x20       conn.execute(upsert, ('py', 100))\n\
+        \x20   check(conn, 'py', 100)\n\
+        \x20   with conn.pipeline():\n\
+        \x20       for i in range(5):\n\
+        \x20           conn.execute(upsert, ('pipe', i))\n\
+        \x20           conn.execute(upsert, ('pipe2', i))\n\
+        \x20   check(conn, 'pipe', 4)\n\
+        \x20   check(conn, 'pipe2', 4)\n\
+        \x20   with conn.pipeline():\n\
+        \x20       conn.execute(upsert, ('pipe', 50))\n\
+        \x20       cur = conn.execute('SELECT value FROM items WHERE key = %s', ('pipe',))\n\
+        \x20   assert cur.fetchone() == (50,)\n\
+        \x20   check(conn, 'pipe', 50)\n\
+        \x20   with conn.pipeline() as pipeline:\n\
+        \x20       conn.execute(upsert, ('synced', 1))\n\
+        \x20       pipeline.sync()\n\
+        \x20       conn.execute(upsert, ('synced', 2))\n\
+        \x20   check(conn, 'synced', 2)\n\
+        print('psycopg ok')\n",
+    );
+    let (pipelined, separate) = lsn_reads(&gw);
+    // Eight autocommit writes and the transaction's COMMIT at least.
+    assert!(
+        pipelined - counts.0 >= 9,
+        "{:?}",
+        (pipelined, separate, counts)
+    );
+
+    // Another connection without a position reads the stale replica (the
+    // writes really are invisible there, so the reads above prove it).
+    let other = Conn::open(&gw, "app", "");
+    let rows =
+        other.rows("SELECT (SELECT value FROM items WHERE key = 'simple'), inet_server_port()");
+    assert_ne!(rows[0][0], "200");
+    assert_ne!(rows[0][1], primary.to_string());
+}
+
 #[test]
 fn sticky_key_is_shared_by_two_gateways_through_redis() {
     let cluster = cluster();

@@ -260,6 +260,11 @@ pub struct Classification {
     pub gateway_only: bool,
     /// Transaction, session and sluice effects in statement order.
     pub effects: Vec<Effect>,
+    /// Exactly one statement, parsed and classified with certainty, and
+    /// not `COPY` (whose data exchange follows the statement): the server
+    /// answers it with its results or an error, then `ReadyForQuery`, so
+    /// the gateway may append a query of its own right behind it.
+    pub lone_statement: bool,
 }
 
 impl Classification {
@@ -284,6 +289,7 @@ pub fn classify(sql: &str) -> Classification {
             hinted: false,
             gateway_only: false,
             effects: Vec::new(),
+            lone_statement: false,
         },
     };
     if let Some(hint) = find_hint(sql) {
@@ -427,12 +433,21 @@ fn classify_statements(parsed: &protobuf::ParseResult) -> Classification {
         )));
     }
     effects.extend(verdicts.iter().flat_map(|v| v.effects.iter().cloned()));
+    let lone_statement = match (&parsed.stmts[..], &verdicts[..]) {
+        ([raw], [verdict]) => {
+            let node = raw.stmt.as_ref().and_then(|s| s.node.as_ref());
+            node.is_some_and(|node| !matches!(node, NodeEnum::CopyStmt(_)))
+                && verdict.route != Route::Primary(PrimaryReason::Unclassified)
+        }
+        _ => false,
+    };
     Classification {
         route,
         may_write: verdicts.iter().any(|v| v.may_write),
         hinted: false,
         gateway_only,
         effects,
+        lone_statement,
     }
 }
 

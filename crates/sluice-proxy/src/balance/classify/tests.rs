@@ -545,3 +545,29 @@ fn arbitrary_text_never_panics_and_unparsable_goes_to_the_primary() {
         "the generator should mostly produce garbage: {unparsable}"
     );
 }
+
+#[test]
+fn lone_statements_are_single_parsed_and_not_copy() {
+    for sql in [
+        "INSERT INTO t VALUES (1)",
+        "UPDATE t SET a = 1;",
+        "  COMMIT",
+        "END",
+        "ROLLBACK",
+        "SELECT 1",
+        "/* sluice:primary */ DELETE FROM t",
+    ] {
+        assert!(classify(sql).lone_statement, "{sql}");
+    }
+    for sql in [
+        "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)",
+        "BEGIN; UPDATE t SET a = 1; COMMIT",
+        "COPY t FROM STDIN",
+        "COPY t TO STDOUT",
+        "COPY (SELECT 1) TO STDOUT",
+        "INSERT INTO",
+        "",
+    ] {
+        assert!(!classify(sql).lone_statement, "{sql}");
+    }
+}
