@@ -29,27 +29,18 @@ POOL_SIZE=${POOL_SIZE:-20}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 DB=bench BENCH_USER=bench BENCH_PASSWORD=bench
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-is_root() { [ "$(id -u)" -eq 0 ]; }
-as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# say, die, is_root, as_pg, make_work_dir, stop_pid.
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 for v in DURATION CLIENTS JOBS SCALE POOL_SIZE; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 [ -x "$PGBIN/postgres" ] || die "no PostgreSQL 15 binaries in $PGBIN"
 
-work=$(mktemp -d /tmp/sluice-lb-bench.XXXXXX)
-chmod 755 "$work"
-is_root && chown postgres: "$work"
+work=$(make_work_dir sluice-lb-bench)
 started_nodes=() gw_pid="" bench_pid=""
 
-stop_pid() {
-  local pid=$1 _
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
   set +e
   trap - ERR

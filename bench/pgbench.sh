@@ -50,12 +50,9 @@ PG_MAX_CONNECTIONS=400
 
 DB=bench BENCH_USER=bench BENCH_PASSWORD=bench SUPER_PASSWORD=postgres
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-is_root() { [ "$(id -u)" -eq 0 ]; }
-# Postgres refuses to run as root, pgbouncer too: run them as `postgres` when we are root.
-as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# say, die, is_root, as_pg (Postgres and pgbouncer refuse to run as root), make_work_dir, stop_pid.
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 for v in DURATION ROUNDS JOBS SCALE POOL_SIZE IDLE_CLIENTS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
@@ -70,17 +67,9 @@ command -v "$PYTHON" >/dev/null || die "no $PYTHON (needed for the free-port pic
 
 # --- cleanup: stop everything this script started, whatever happens -----------------------------
 
-work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
-chmod 755 "$work"
-is_root && chown postgres: "$work"
+work=$(make_work_dir sluice-bench)
 pg_started=0 pgb_pid="" gw_pid="" idle_pid="" bench_pid=""
 
-stop_pid() { # pid: TERM, wait up to 10 s, then KILL
-  local pid=$1 _
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   set +e
