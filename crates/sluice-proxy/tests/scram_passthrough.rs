@@ -5,13 +5,11 @@
 mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{cluster, server_connections, TestGateway};
 use sluice_cluster::{Cluster, ClusterSpec};
 use sluice_proxy::balance::hosts::HostState;
-use sluice_proxy::{Config, Gateway};
 
 /// Creates login role `name` with `password` (scram-sha-256, the cluster's
 /// default) and returns its secret as the server stores it.
@@ -37,35 +35,7 @@ fn role_with_secret(cluster: &Cluster, name: &str, password: &str) -> String {
 
 /// Starts a gateway whose auth_file is exactly `userlist`.
 fn gateway_with_userlist(cluster: &Cluster, proxy: &str, userlist: &str) -> TestGateway {
-    gateway_with(cluster, proxy, "", userlist)
-}
-
-/// Like [`gateway_with_userlist`]; `extra` follows `[databases.app]`'s lines.
-fn gateway_with(cluster: &Cluster, proxy: &str, extra: &str, userlist: &str) -> TestGateway {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("userlist.txt"), userlist).unwrap();
-    let text = format!(
-        "[proxy]\nlisten_addr = \"127.0.0.1\"\nlisten_port = 0\nauth_type = \"scram-sha-256\"\n\
-         auth_file = \"userlist.txt\"\n{proxy}\n\n[databases.app]\nhost = \"127.0.0.1\"\nport = {}\n{extra}\n",
-        cluster.primary().port()
-    );
-    let path = dir.path().join("gw.toml");
-    std::fs::write(&path, &text).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let gateway = runtime
-        .block_on(Gateway::start(Arc::new(config)))
-        .expect("start gateway");
-    TestGateway {
-        port: gateway.addr.port(),
-        gateway: Some(gateway),
-        runtime,
-        dir,
-    }
+    TestGateway::start_with_userlist(cluster, proxy, "", userlist)
 }
 
 #[test]
@@ -209,7 +179,7 @@ fn replica_pools_log_in_with_the_same_learned_key() {
     let replica = cluster.replicas()[0].port();
     // The health checker logs in as `postgres` (plain password); the client
     // user has only its secret.
-    let gw = gateway_with(
+    let gw = TestGateway::start_with_userlist(
         &cluster,
         "pool_mode = \"transaction\"",
         &format!(

@@ -79,11 +79,21 @@ impl TestGateway {
     /// Starts a gateway in front of `cluster`'s primary. `proxy` lines go in
     /// `[proxy]`; `extra` is appended; `extra_users` are added to the userlist.
     pub fn start(cluster: &Cluster, proxy: &str, extra: &str, extra_users: &[&str]) -> TestGateway {
-        let dir = tempfile::tempdir().expect("tempdir");
         let mut userlist = USERLIST.to_string();
         for user in extra_users {
             userlist.push_str(&format!("\"{user}\" \"{user}\"\n"));
         }
+        Self::start_with_userlist(cluster, proxy, extra, &userlist)
+    }
+
+    /// Like [`TestGateway::start`], with exactly `userlist` as the auth_file.
+    pub fn start_with_userlist(
+        cluster: &Cluster,
+        proxy: &str,
+        extra: &str,
+        userlist: &str,
+    ) -> TestGateway {
+        let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("userlist.txt"), userlist).unwrap();
         let auth = if proxy.contains("auth_type") {
             ""
