@@ -294,7 +294,11 @@ impl Pool {
         loop {
             let conn = {
                 let mut st = self.lock();
-                if !st.idle.back().is_some_and(|c| Arc::ptr_eq(&c.params, params)) {
+                if !st
+                    .idle
+                    .back()
+                    .is_some_and(|c| Arc::ptr_eq(&c.params, params))
+                {
                     return None;
                 }
                 st.idle.pop_back()?
