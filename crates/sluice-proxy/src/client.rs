@@ -759,13 +759,18 @@ impl Session {
                         self.scan()?;
                         continue;
                     }
-                    let answered = Box::pin(self.answer_sql_prepare()).await?;
-                    if answered {
-                        continue;
+                    // Checked here first so that a plain request boxes no future.
+                    if self.may_be_sql_prepare() {
+                        let answered = Box::pin(self.answer_sql_prepare()).await?;
+                        if answered {
+                            continue;
+                        }
                     }
-                    let answered = Box::pin(self.defer_parse()).await?;
-                    if answered {
-                        continue;
+                    if self.may_defer_parse() {
+                        let answered = Box::pin(self.defer_parse()).await?;
+                        if answered {
+                            continue;
+                        }
                     }
                     let verdict = match (self.balancing.is_some(), self.pool.mode) {
                         (false, _) => None,
@@ -785,6 +790,14 @@ impl Session {
                             lone_statement: false,
                         }),
                     };
+                    // The common case, an idle server with this client's
+                    // parameters, needs no await (and no boxed future).
+                    if verdict.is_none() {
+                        if let Some(checkout) = self.checkout_idle() {
+                            server = Some(checkout);
+                            continue;
+                        }
+                    }
                     // Boxed (here and below): a rarely taken path must not
                     // grow every idle client's task.
                     let checkout = Box::pin(self.checkout(verdict)).await;
@@ -877,10 +890,16 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the pending request may be SQL-level PREPARE in transaction
+    /// pooling (what [`Session::answer_sql_prepare`] looks at next).
+    fn may_be_sql_prepare(&self) -> bool {
+        self.pool.mode == PoolMode::Transaction && self.rbuf[0] == b'Q'
+    }
+
     /// SQL-level PREPARE cannot work in transaction pooling (the statement
     /// would stay on whichever server ran it): answer it with a clear error.
     async fn answer_sql_prepare(&mut self) -> Result<bool, ClientError> {
-        if self.pool.mode != PoolMode::Transaction || self.rbuf[0] != b'Q' {
+        if !self.may_be_sql_prepare() {
             return Ok(false);
         }
         let len = protocol::frame_len(&self.rbuf, usize::MAX)?.unwrap_or(0);
@@ -908,7 +927,7 @@ impl Session {
     /// synchronously (pgbench -M prepared) from waiting for a server
     /// connection held by its own thread's other clients.
     async fn defer_parse(&mut self) -> Result<bool, ClientError> {
-        if !self.rename_statements || !self.has_named || self.request_end != self.scanned {
+        if !self.may_defer_parse() {
             return Ok(false);
         }
         let mut parses = Vec::new();
@@ -955,6 +974,11 @@ impl Session {
         let len = self.scanned;
         self.consume(len);
         Ok(true)
+    }
+
+    /// Whether the pending request may be one [`Session::defer_parse`] answers.
+    fn may_defer_parse(&self) -> bool {
+        self.rename_statements && self.has_named && self.request_end == self.scanned
     }
 
     /// A prepared statement's classification, made once at Parse (cached by text).
@@ -1036,6 +1060,19 @@ impl Session {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Without load balancing: an idle server of this client's pool that
+    /// already has its parameters, taken without waiting; `None` when the
+    /// full [`Session::checkout`] is needed.
+    fn checkout_idle(&mut self) -> Option<Checkout> {
+        let checkout = self.pool.try_checkout_idle(&self.params)?;
+        self.cancel.slot.set(Some((
+            checkout.target.clone(),
+            checkout.pid,
+            checkout.secret,
+        )));
+        Some(checkout)
     }
 
     /// Checks a server out of `pool` and brings its parameters in line.

@@ -287,6 +287,28 @@ impl Pool {
         }
     }
 
+    /// The most recently used idle connection if it has exactly `params`
+    /// (no waiting, connecting or `SET`): the first step of
+    /// [`Pool::checkout`], without an await.
+    pub fn try_checkout_idle(self: &Arc<Self>, params: &Params) -> Option<Checkout> {
+        loop {
+            let conn = {
+                let mut st = self.lock();
+                if !st
+                    .idle
+                    .back()
+                    .is_some_and(|c| Arc::ptr_eq(&c.params, params))
+                {
+                    return None;
+                }
+                st.idle.pop_back()?
+            };
+            if let Some(checkout) = self.accept_handoff(conn) {
+                return Some(checkout);
+            }
+        }
+    }
+
     /// Takes a connection from the pool if it is still alive; otherwise closes
     /// it (freeing its slot) and returns `None`.
     fn accept_handoff(self: &Arc<Self>, mut conn: Box<ServerConn>) -> Option<Checkout> {
