@@ -1118,7 +1118,16 @@ impl Session {
                 }
             }
         };
-        match route::target(config, &lb.user, &lb.routing, verdict, sticky, &lb.db.hosts) {
+        let executes = request_executes(&self.rbuf[..self.request_end]);
+        match route::target(
+            config,
+            &lb.user,
+            &lb.routing,
+            verdict,
+            sticky,
+            &lb.db.hosts,
+            executes,
+        ) {
             Target::Replica(index) => Some(index),
             Target::Primary(why) => {
                 tracing::trace!(%why, "to the primary");
@@ -2138,8 +2147,54 @@ async fn read_client(stream: &mut TcpStream, rbuf: &mut BytesMut) -> io::Result<
     stream.read_buf(rbuf).await
 }
 
+/// Whether a request runs anything (a Query, an Execute or a FunctionCall),
+/// as opposed to only preparing or describing statements. Reads message
+/// headers only.
+fn request_executes(mut request: &[u8]) -> bool {
+    while request.len() >= 5 {
+        if matches!(request[0], b'Q' | b'E' | b'F') {
+            return true;
+        }
+        let len = u32::from_be_bytes([request[1], request[2], request[3], request[4]]) as usize;
+        let Some(rest) = request.get(1 + len..) else {
+            break;
+        };
+        request = rest;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn only_requests_that_run_something_execute() {
+        let prepare = [
+            message(b'P', b"\0SELECT 1\0\0\0"),
+            message(b'D', b"S\0"),
+            message(b'S', b""),
+        ]
+        .concat();
+        assert!(!request_executes(&prepare));
+        let execute = [
+            message(b'B', b"\0\0\0\0\0\0\0\0"),
+            message(b'E', b"\0\0\0\0\0"),
+            message(b'S', b""),
+        ]
+        .concat();
+        assert!(request_executes(&execute));
+        assert!(request_executes(&message(b'Q', b"SELECT 1\0")));
+        // A truncated header or body is not read past.
+        assert!(!request_executes(&prepare[..3]));
+        assert!(!request_executes(&[b'P', 0, 0, 0, 200, b'x']));
+    }
+
     use super::*;
 
     #[test]

@@ -338,8 +338,21 @@ impl Hosts {
     /// Chooses where a read with this sticky requirement goes (see [`choose`]).
     /// Lock-free, and allocation-free for up to 16 replicas.
     pub fn choose(&self, required: Option<Lsn>, limits: &Limits) -> Choice {
+        self.choose_turn(required, limits, true)
+    }
+
+    /// [`Hosts::choose`], taking the next round-robin turn only if `advance`.
+    /// A request that runs nothing (a client's Parse/Describe/Sync before
+    /// its Bind/Execute/Sync, as tokio-postgres sends for every query) takes
+    /// no turn: it then lands where its execution will, and two requests per
+    /// query do not make every execution land on the same one of two replicas.
+    pub fn choose_turn(&self, required: Option<Lsn>, limits: &Limits, advance: bool) -> Choice {
         const INLINE: usize = 16;
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let turn = if advance {
+            self.turn.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.turn.load(Ordering::Relaxed)
+        };
         let candidate = |slot: &HostSlot| Candidate::new(&slot.health.load(), slot.in_flight());
         if self.replicas.len() <= INLINE {
             let mut buffer = [Candidate::UNCHECKED; INLINE];

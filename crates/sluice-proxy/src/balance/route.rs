@@ -80,6 +80,7 @@ pub fn target(
     statement: &Classification,
     sticky_required: Option<Lsn>,
     hosts: &Hosts,
+    executes: bool,
 ) -> Target {
     if !config.enabled {
         return Target::Primary(PrimaryBecause::BalancingDisabled);
@@ -102,7 +103,7 @@ pub fn target(
         return Target::Primary(PrimaryBecause::Statement(reason));
     }
     let required = required_position(sticky_required, session.min_lsn);
-    match hosts.choose(required, &Limits::from(config)) {
+    match hosts.choose_turn(required, &Limits::from(config), executes) {
         Choice::Replica(index) => Target::Replica(index),
         Choice::Primary(reason) => Target::Primary(PrimaryBecause::NoReplica(reason)),
     }
@@ -157,7 +158,15 @@ mod tests {
         sticky: Option<Lsn>,
         hosts: &Hosts,
     ) -> Target {
-        target(&config(), user, session, &classify(sql), sticky, hosts)
+        target(
+            &config(),
+            user,
+            session,
+            &classify(sql),
+            sticky,
+            hosts,
+            true,
+        )
     }
 
     #[test]
@@ -198,7 +207,8 @@ mod tests {
                 &plain,
                 &classify("SELECT 1"),
                 None,
-                &hosts
+                &hosts,
+                true
             ),
             Target::Primary(PrimaryBecause::BalancingDisabled)
         );

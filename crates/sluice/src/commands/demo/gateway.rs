@@ -280,6 +280,10 @@ async fn routing(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Result<
     println!();
     println!("  Routing: 12 reads (SELECT inet_server_port()) and one write through the gateway");
     let client = connect(gateway.port, "app", "app").await?;
+    // The pooling workload just wrote: let both standbys catch up and the gateway's health check
+    // see them in rotation, so the reads show the balance rather than a momentary lag exclusion.
+    cluster.wait_caught_up()?;
+    wait_for_replicas_in_rotation(&client).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for _ in 0..12 {
         *counts
@@ -300,6 +304,38 @@ async fn routing(cluster: &Cluster, gateway: &GatewayProcess) -> anyhow::Result<
         node_name(cluster, row.get::<_, i32>(0) as u16)
     );
     Ok(())
+}
+
+/// `SHOW sluice.hosts` rows as (role, state, lag_bytes).
+async fn hosts(client: &Client) -> anyhow::Result<Vec<(String, String, String)>> {
+    let mut rows = Vec::new();
+    for message in client.simple_query("SHOW sluice.hosts").await? {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+            let column = |name: &str| row.get(name).unwrap_or("").to_string();
+            rows.push((column("role"), column("state"), column("lag_bytes")));
+        }
+    }
+    Ok(rows)
+}
+
+/// Waits (up to 10 s) until the gateway reports every replica up with no lag.
+async fn wait_for_replicas_in_rotation(client: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = hosts(client).await?;
+        let replicas: Vec<_> = rows.iter().filter(|(role, ..)| role != "primary").collect();
+        if !replicas.is_empty()
+            && replicas
+                .iter()
+                .all(|(_, state, lag)| state == "up" && lag == "0")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway does not see both standbys in rotation: {rows:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// With replay paused on both standbys, a client's own write is still visible to its next read
