@@ -781,14 +781,7 @@ impl Session {
                             }
                         }
                         // Session pooling routes the whole session at once.
-                        (true, PoolMode::Session) => Some(Classification {
-                            route: Route::Replica,
-                            may_write: false,
-                            hinted: false,
-                            gateway_only: false,
-                            effects: Vec::new(),
-                            lone_statement: false,
-                        }),
+                        (true, PoolMode::Session) => Some(Classification::read()),
                     };
                     // The common case, an idle server with this client's
                     // parameters, needs no await (and no boxed future).
@@ -1197,28 +1190,12 @@ impl Session {
     /// anything the gateway cannot see into goes to the primary.
     fn classify_pending(&self, from: usize) -> Result<Classified, ClientError> {
         let classifier = &self.shared.router.classifier;
-        let unknown = || {
-            Arc::new(Classification {
-                route: Route::Primary(PrimaryReason::Unclassified),
-                may_write: true,
-                hinted: false,
-                gateway_only: false,
-                effects: Vec::new(),
-                lone_statement: false,
-            })
-        };
+        let unknown = || Arc::new(Classification::unknown(PrimaryReason::Unclassified));
         let classify = |sql: &[u8]| match std::str::from_utf8(sql) {
             Ok(sql) => classifier.classify(sql),
             Err(_) => unknown(),
         };
-        let mut combined = Classification {
-            route: Route::Replica,
-            may_write: false,
-            hinted: false,
-            gateway_only: false,
-            effects: Vec::new(),
-            lone_statement: false,
-        };
+        let mut combined = Classification::read();
         let mut unnamed_parsed = false;
         let mut offset = from;
         let mut messages = 0;

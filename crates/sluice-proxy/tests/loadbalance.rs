@@ -63,16 +63,7 @@ fn gateway_in(cluster: &Cluster, pool_mode: &str, lb: &str) -> TestGateway {
         &extra,
         &[],
     );
-    let hosts = gw
-        .gateway
-        .as_ref()
-        .unwrap()
-        .shared
-        .router
-        .database("app")
-        .expect("load balancing is on for app")
-        .hosts
-        .clone();
+    let hosts = gw.balanced_app().hosts.clone();
     wait_for("both replicas checked and up", || {
         hosts.replicas().iter().all(|r| {
             let health = r.health();
@@ -448,8 +439,8 @@ fn sticky_reads_see_their_writes_while_replay_is_paused() {
 /// (appended to the request that ended the transaction, on a separate
 /// round trip).
 fn lsn_reads(gw: &TestGateway) -> (u64, u64) {
-    let db = gw.gateway.as_ref().unwrap().shared.router.database("app");
-    let reads = &db.expect("load balancing is on for app").lsn_reads;
+    let db = gw.balanced_app();
+    let reads = &db.lsn_reads;
     (
         reads.pipelined.load(std::sync::atomic::Ordering::Relaxed),
         reads.separate.load(std::sync::atomic::Ordering::Relaxed),

@@ -188,16 +188,7 @@ fn replica_pools_log_in_with_the_same_learned_key() {
         ),
         &format!("\"postgres\" \"postgres\"\n\"pt_replica\" \"{secret}\"\n"),
     );
-    let hosts = gw
-        .gateway
-        .as_ref()
-        .unwrap()
-        .shared
-        .router
-        .database("app")
-        .unwrap()
-        .hosts
-        .clone();
+    let hosts = gw.balanced_app().hosts.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     while hosts.replicas()[0].health().state != HostState::Up {
         assert!(Instant::now() < deadline, "replica never checked up");

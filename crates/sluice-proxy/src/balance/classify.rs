@@ -268,6 +268,28 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// A read that may use a replica, with no effects: the starting point
+    /// for combining several statements' verdicts.
+    pub fn read() -> Classification {
+        Classification {
+            route: Route::Replica,
+            may_write: false,
+            hinted: false,
+            gateway_only: false,
+            effects: Vec::new(),
+            lone_statement: false,
+        }
+    }
+
+    /// Something the gateway cannot see into: the primary, assumed to write.
+    pub fn unknown(reason: PrimaryReason) -> Classification {
+        Classification {
+            route: Route::Primary(reason),
+            may_write: true,
+            ..Classification::read()
+        }
+    }
+
     /// The first malformed sluice command's message, if any: the gateway
     /// should answer it as an error and send nothing to a server.
     pub fn sluice_error(&self) -> Option<&str> {
@@ -283,14 +305,7 @@ impl Classification {
 pub fn classify(sql: &str) -> Classification {
     let mut verdict = match pg_query::parse(sql, 0) {
         Ok(parsed) => classify_statements(&parsed.protobuf),
-        Err(_) => Classification {
-            route: Route::Primary(PrimaryReason::Unparsable),
-            may_write: true,
-            hinted: false,
-            gateway_only: false,
-            effects: Vec::new(),
-            lone_statement: false,
-        },
+        Err(_) => Classification::unknown(PrimaryReason::Unparsable),
     };
     if let Some(hint) = find_hint(sql) {
         verdict.hinted = true;

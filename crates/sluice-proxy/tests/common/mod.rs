@@ -124,6 +124,18 @@ impl TestGateway {
         }
     }
 
+    /// The load-balancing state of database `app` (its host table and counters).
+    pub fn balanced_app(&self) -> Arc<sluice_proxy::router::BalancedDatabase> {
+        self.gateway
+            .as_ref()
+            .expect("gateway running")
+            .shared
+            .router
+            .database("app")
+            .expect("load balancing is on for app")
+            .clone()
+    }
+
     pub fn conninfo(&self, user: &str, password: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user={user} password='{password}' dbname=app connect_timeout=10",
