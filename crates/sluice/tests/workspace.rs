@@ -7,11 +7,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
+// The Snowflake CLI check the deploy tests use (sluice-apps' test support).
+#[path = "../../sluice-apps/tests/common/mod.rs"]
+mod apps_common;
 
-use common::{assert_error, repo_python, run, sluice};
+use common::{assert_error, run, sluice};
 
 /// A fresh workspace made by `sluice init` in a temporary folder.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
@@ -619,51 +621,12 @@ fn run_serves_the_app_with_streamlit() {
 
 #[test]
 fn generated_project_definitions_satisfy_the_snowflake_cli() {
-    let (dir, root) = workspace();
+    let (_dir, root) = workspace();
     let result = run(sluice(&root).args(["new-app", "bare_app"]));
     assert_eq!(result.code, 0, "{}", result.stderr);
-    let snow = repo_python().with_file_name("snow");
-    // A connection to a closed loopback port: `snow` evaluates the project
-    // definition and bundles every artifact before it tries to connect.
-    let config = dir.path().join("snow-config.toml");
-    fs::write(
-        &config,
-        format!(
-            "[connections.closed]\naccount = \"sluice\"\nuser = \"u\"\npassword = \"p\"\n\
-             host = \"127.0.0.1\"\nport = {}\nprotocol = \"http\"\n",
-            free_port()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
-    }
     // main_app has a page; bare_app's pages/ is empty.
     for app in ["main_app", "bare_app"] {
-        let output = Command::new(&snow)
-            .arg("--config-file")
-            .arg(&config)
-            .args([
-                "streamlit",
-                "deploy",
-                "--replace",
-                "-c",
-                "closed",
-                "-p",
-                ".",
-            ])
-            .current_dir(root.join("applications").join(app))
-            .env("HOME", dir.path())
-            .env("SNOWFLAKE_HOME", dir.path().join(".snowflake"))
-            .output()
-            .expect("snow runs");
-        let text = String::from_utf8_lossy(&output.stdout).to_string()
-            + &String::from_utf8_lossy(&output.stderr);
-        assert!(
-            text.contains("Could not connect to Snowflake"),
-            "{app}: snow rejected the project definition:\n{text}"
-        );
+        apps_common::assert_snow_accepts(&root.join("applications").join(app));
     }
 }
 
