@@ -24,3 +24,17 @@ stop_pid() {
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
 }
+
+# Installs the script's own `cleanup` function to run on exit (Ctrl-C and TERM included), and names
+# the failing command when `set -e` stops the script rather than vanishing without a word.
+install_cleanup() {
+  trap cleanup EXIT
+  trap 'say "error: line $LINENO: \`$BASH_COMMAND\` failed"' ERR
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# Deletes the work folder $work, or keeps it with KEEP_WORK=1.
+remove_work() {
+  if [ "${KEEP_WORK:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+}

@@ -50,12 +50,9 @@ cleanup() {
     as_pg "$PGBIN/pg_ctl" -D "$work/$node" -m immediate -w stop >/dev/null 2>&1
   done
   wait 2>/dev/null
-  if [ "${KEEP_WORK:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+  remove_work
 }
-trap cleanup EXIT
-trap 'say "error: line $LINENO: \`$BASH_COMMAND\` failed"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 read -r P0 P1 P2 GW_PORT < <(python3 -c '
 import socket

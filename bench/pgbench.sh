@@ -80,13 +80,9 @@ cleanup() {
   [ -n "$pgb_pid" ] && stop_pid "$pgb_pid"
   [ "$pg_started" = 1 ] && as_pg "$PGBIN/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
   wait 2>/dev/null
-  if [ "${KEEP_WORK:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+  remove_work
 }
-trap cleanup EXIT
-# set -e stops at the first failing command; say which, rather than vanishing without a word.
-trap 'say "error: line $LINENO: \`$BASH_COMMAND\` failed"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # --- limits, ports --------------------------------------------------------------------------------
 
