@@ -521,12 +521,9 @@ impl ServerConn {
             let (tag, body) = self.read_message().await?;
             match tag {
                 b'E' => error = Some(protocol::decode_error_fields(&body)),
-                b'D' if value.is_none() && body.len() >= 6 => {
-                    let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
-                    if len >= 0 {
-                        let text = body.get(6..6 + len as usize).unwrap_or_default();
-                        value = Some(String::from_utf8_lossy(text).into_owned());
-                    }
+                b'D' if value.is_none() => {
+                    value = protocol::data_row_first_column(&body)
+                        .map(|text| String::from_utf8_lossy(text).into_owned());
                 }
                 b'Z' => {
                     self.status = body.first().copied().unwrap_or(b'I');

@@ -1865,7 +1865,7 @@ impl Session {
                 let body = &srv.rbuf[pos + 5..pos + total];
                 match tag {
                     b'D' => {
-                        probe.lsn = first_column_text(body)
+                        probe.lsn = protocol::data_row_first_column(body)
                             .and_then(|text| std::str::from_utf8(text).ok())
                             .and_then(|text| text.parse().ok());
                     }
@@ -2015,12 +2015,6 @@ fn protocol_messages(mut buf: &[u8]) -> impl Iterator<Item = u8> + '_ {
         buf = buf.get(total..).unwrap_or_default();
         Some(tag)
     })
-}
-
-/// The first column of a DataRow body as bytes (`None` for NULL or a malformed row).
-fn first_column_text(body: &[u8]) -> Option<&[u8]> {
-    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
-    body.get(6..6 + usize::try_from(len).ok()?)
 }
 
 /// How a replica's answer to a resendable request begins.
@@ -2205,18 +2199,6 @@ mod tests {
         );
         assert!(parse_options("-x").is_err());
         assert!(parse_options("-c").is_err());
-    }
-
-    #[test]
-    fn data_row_first_column() {
-        // Two columns: "0/16B3748" and NULL.
-        let mut body = vec![0, 2, 0, 0, 0, 9];
-        body.extend_from_slice(b"0/16B3748");
-        body.extend_from_slice(&(-1i32).to_be_bytes());
-        assert_eq!(first_column_text(&body), Some(&b"0/16B3748"[..]));
-        assert_eq!(first_column_text(&[0, 1, 255, 255, 255, 255]), None);
-        assert_eq!(first_column_text(&[0, 1, 0, 0, 0, 9, b'0']), None);
-        assert_eq!(first_column_text(&[0, 1]), None);
     }
 
     #[test]

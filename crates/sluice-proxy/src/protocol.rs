@@ -129,6 +129,12 @@ pub fn decode_startup(buf: &[u8]) -> Result<Option<(Startup, usize)>, ProtocolEr
     Ok(Some((startup, len)))
 }
 
+/// The first column of a DataRow body (`None` for NULL or a malformed row).
+pub fn data_row_first_column(body: &[u8]) -> Option<&[u8]> {
+    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    body.get(6..6 + usize::try_from(len).ok()?)
+}
+
 /// Splits a NUL-terminated string off the front of `buf`.
 #[inline]
 pub fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -452,6 +458,18 @@ pub fn terminate(buf: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_row_first_column_reads_text_not_null_or_truncated() {
+        // Two columns: "0/16B3748" and NULL.
+        let mut body = vec![0, 2, 0, 0, 0, 9];
+        body.extend_from_slice(b"0/16B3748");
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(data_row_first_column(&body), Some(&b"0/16B3748"[..]));
+        assert_eq!(data_row_first_column(&[0, 1, 255, 255, 255, 255]), None);
+        assert_eq!(data_row_first_column(&[0, 1, 0, 0, 0, 9, b'0']), None);
+        assert_eq!(data_row_first_column(&[0, 1]), None);
+    }
 
     fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];
