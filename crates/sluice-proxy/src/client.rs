@@ -1060,12 +1060,17 @@ impl Session {
     /// full [`Session::checkout`] is needed.
     fn checkout_idle(&mut self) -> Option<Checkout> {
         let checkout = self.pool.try_checkout_idle(&self.params)?;
+        self.route_cancels_to(&checkout);
+        Some(checkout)
+    }
+
+    /// From now on this client's CancelRequest reaches `checkout`'s backend.
+    fn route_cancels_to(&self, checkout: &Checkout) {
         self.cancel.slot.set(Some((
             checkout.target.clone(),
             checkout.pid,
             checkout.secret,
         )));
-        Some(checkout)
     }
 
     /// Checks a server out of `pool` and brings its parameters in line.
@@ -1075,11 +1080,7 @@ impl Session {
             checkout.broken = true;
             return Err(e.into());
         }
-        self.cancel.slot.set(Some((
-            checkout.target.clone(),
-            checkout.pid,
-            checkout.secret,
-        )));
+        self.route_cancels_to(&checkout);
         Ok(checkout)
     }
 
