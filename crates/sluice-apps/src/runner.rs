@@ -115,12 +115,14 @@ pub fn page_environment(workspace: &Workspace) -> Result<Vec<(String, OsString)>
     Ok(vars)
 }
 
-/// Runs every page of `apps` headlessly, calling `on_page` as each finishes.
+/// Runs every page of `apps` headlessly, calling `on_page` as each finishes;
+/// with `require_data`, a page that cannot reach its database fails.
 pub fn test_pages(
     workspace: &Workspace,
     apps: &[App],
     python: &Python,
     timeout_seconds: u32,
+    require_data: bool,
     mut on_page: impl FnMut(&PageOutcome),
 ) -> Result<Vec<PageOutcome>, RunError> {
     let mut pages = Vec::new();
@@ -141,11 +143,17 @@ pub fn test_pages(
         "pages": pages,
     });
 
-    let mut child = python
-        .command()
+    let mut command = python.command();
+    command
         .arg("-c")
         .arg(APPTEST_RUNNER)
-        .envs(page_environment(workspace)?)
+        .envs(page_environment(workspace)?);
+    if require_data {
+        // The base page class then fails a page that cannot reach its data
+        // instead of letting it show its fallback.
+        command.env("SLUICE_REQUIRE_DATA", "1");
+    }
+    let mut child = command
         .current_dir(workspace.root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

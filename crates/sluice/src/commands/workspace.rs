@@ -242,10 +242,6 @@ pub fn test(args: TestArgs) -> CmdResult {
         );
     }
     let python = Python::resolve(&workspace);
-    if args.require_data {
-        // Single-threaded here; the page runner inherits it.
-        std::env::set_var("SLUICE_REQUIRE_DATA", "1");
-    }
     println!(
         "Testing {page_count} page{} in {} app{} with {} (environment local)",
         plural(page_count),
@@ -257,19 +253,26 @@ pub fn test(args: TestArgs) -> CmdResult {
         println!("FAIL {}: no dashboard.py and no pages", app.name);
     }
     let outcomes = if page_count > 0 {
-        runner::test_pages(&workspace, &apps, &python, args.timeout, |outcome| {
-            let page = Path::new(&outcome.app).join(&outcome.page);
-            match &outcome.error {
-                None => println!("PASS {}", page.display()),
-                Some(error) => {
-                    println!("FAIL {}", page.display());
-                    println!("     {}", error.message);
-                    for line in error.traceback.lines() {
-                        println!("     {line}");
+        runner::test_pages(
+            &workspace,
+            &apps,
+            &python,
+            args.timeout,
+            args.require_data,
+            |outcome| {
+                let page = Path::new(&outcome.app).join(&outcome.page);
+                match &outcome.error {
+                    None => println!("PASS {}", page.display()),
+                    Some(error) => {
+                        println!("FAIL {}", page.display());
+                        println!("     {}", error.message);
+                        for line in error.traceback.lines() {
+                            println!("     {line}");
+                        }
                     }
                 }
-            }
-        })?
+            },
+        )?
     } else {
         Vec::new()
     };
