@@ -10,6 +10,7 @@
 //!   (fuzzed in `fuzz/`).
 //! - [`client`]: one client: startup, auth, then the request loop — buffer a
 //!   request, check out a server, sync parameters, send, relay, release.
+//! - [`buffers`]: client read buffers, recycled per thread.
 //! - [`auth`]: the `auth_file`, and the server side of SCRAM-SHA-256 and md5.
 //! - [`pool`]: pools per (database, user): FIFO waiters, reserve pool,
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
@@ -28,6 +29,7 @@
 pub mod auth;
 pub mod backend;
 pub mod balance;
+pub mod buffers;
 pub mod cancel;
 pub mod client;
 pub mod config;

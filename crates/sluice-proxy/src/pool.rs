@@ -9,17 +9,24 @@
 //! may open one of `reserve_pool_size` extra connections, and one that has
 //! waited `query_wait_timeout` gives up with an error.
 //!
+//! Under load most requests wait here, so a wait is cheap: the client's own
+//! [`WaitSlot`] (made once per client) is what the queue holds, and one
+//! timer task per pool, running only while clients wait, watches the
+//! waiters' deadlines (pgbouncer's janitor checks them the same way), so a
+//! wait allocates nothing and arms no timer of its own.
+//!
 //! [`Checkout`] is the guard a client holds: dropping it returns the
 //! connection (after a ROLLBACK or the session reset query when needed) or
 //! closes it, so no exit path can leak a server connection.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-use tokio::sync::oneshot;
 
 use crate::backend::{BackendError, Params, ServerConn, ServerTarget};
 use crate::config::{Config, PoolMode, PoolSettings};
@@ -94,11 +101,71 @@ enum Handoff {
     Conn(Box<ServerConn>),
     /// A slot: the receiver may open a new connection (already counted in `open`).
     Permit,
+    /// query_wait_timeout passed.
+    TimedOut,
+}
+
+/// Where one client waits for a server connection. A client keeps one for
+/// its whole session and the pool queues a reference to it, so a wait
+/// allocates nothing (a oneshot channel and a timer per wait showed in
+/// profiles at `pgbench -c 64`: most requests wait there).
+#[derive(Default)]
+pub struct WaitSlot {
+    inner: Mutex<SlotInner>,
+}
+
+#[derive(Default)]
+struct SlotInner {
+    handoff: Option<Handoff>,
+    waker: Option<Waker>,
+}
+
+impl WaitSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the waiter what it waited for (called under the pool's lock,
+    /// just after taking the waiter out of the queue).
+    fn fill(&self, handoff: Handoff) {
+        let waker = {
+            let mut inner = self.lock();
+            inner.handoff = Some(handoff);
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn take(&self) -> Option<Handoff> {
+        self.lock().handoff.take()
+    }
+
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Handoff> {
+        let mut inner = self.lock();
+        match inner.handoff.take() {
+            Some(handoff) => {
+                inner.waker = None;
+                Poll::Ready(handoff)
+            }
+            None => {
+                match &inner.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => inner.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
 }
 
 struct Waiter {
-    id: u64,
-    tx: oneshot::Sender<Handoff>,
+    slot: Arc<WaitSlot>,
+    /// When the reserve pool may open for this waiter (`None`: not, or no more).
+    reserve_at: Option<Instant>,
+    /// When it gives up (`None`: never).
+    deadline: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -107,8 +174,32 @@ struct State {
     idle: VecDeque<Box<ServerConn>>,
     /// Connections open, in use or being opened.
     open: u32,
+    /// Waiting clients, longest waiting first.
     waiters: VecDeque<Waiter>,
-    next_waiter: u64,
+    /// A task sleeps until the next waiter's reserve or query wait timeout.
+    timer_running: bool,
+}
+
+/// What [`Pool::acquire`] got instead of a server connection.
+pub enum NoConn {
+    /// The right to open one (see [`Pool::connect`]).
+    Permit(ConnectPermit),
+    /// query_wait_timeout passed after this long.
+    TimedOut(Duration),
+}
+
+/// A slot counted in the pool's `open` for a connection not opened yet;
+/// dropped unused, it is given back.
+pub struct ConnectPermit {
+    pool: Option<Arc<Pool>>,
+}
+
+impl Drop for ConnectPermit {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.release_slot();
+        }
+    }
 }
 
 /// Pool-wide limits taken from the configuration.
@@ -227,85 +318,34 @@ impl Pool {
     /// or the next one returned (FIFO), with the reserve pool and
     /// query_wait_timeout rules.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout, PoolError> {
-        let started = Instant::now();
-        let mut waited = false;
-        let result = self.checkout_inner(started, &mut waited).await;
-        if waited {
-            self.stats.waits.fetch_add(1, Relaxed);
-            self.stats
-                .wait_time_us
-                .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-        }
-        result
+        let acquired = self.acquire(&Arc::default()).await;
+        self.complete(acquired).await
     }
 
-    async fn checkout_inner(
+    /// Gets an idle server connection, or the right to open one if the
+    /// pool has room; otherwise waits in `slot` for a returned connection
+    /// (FIFO), the reserve pool after reserve_pool_timeout, or the error at
+    /// query_wait_timeout. It opens no connection, and its future and
+    /// output are small: a client awaits it in place, on every request.
+    pub fn acquire<'a>(self: &'a Arc<Self>, slot: &'a Arc<WaitSlot>) -> Acquire<'a> {
+        Acquire {
+            pool: self,
+            slot,
+            since: None,
+            queued: false,
+        }
+    }
+
+    /// Turns what [`Pool::acquire`] got into a connection, opening one
+    /// with a permit.
+    pub async fn complete(
         self: &Arc<Self>,
-        started: Instant,
-        waited: &mut bool,
+        acquired: Result<Checkout, NoConn>,
     ) -> Result<Checkout, PoolError> {
-        loop {
-            enum Next {
-                Reuse(Box<ServerConn>),
-                Connect,
-                Wait(u64, oneshot::Receiver<Handoff>),
-            }
-            let next = {
-                let mut st = self.lock();
-                if let Some(conn) = st.idle.pop_back() {
-                    Next::Reuse(conn)
-                } else if st.open < self.limits.pool_size {
-                    st.open += 1;
-                    Next::Connect
-                } else {
-                    let (tx, rx) = oneshot::channel();
-                    let id = st.next_waiter;
-                    st.next_waiter += 1;
-                    st.waiters.push_back(Waiter { id, tx });
-                    Next::Wait(id, rx)
-                }
-            };
-            match next {
-                Next::Reuse(conn) => {
-                    if let Some(checkout) = self.accept_handoff(conn) {
-                        return Ok(checkout);
-                    }
-                }
-                Next::Connect => return self.connect_in_slot().await,
-                Next::Wait(id, rx) => {
-                    *waited = true;
-                    match self.wait(id, rx, started).await? {
-                        Handoff::Conn(conn) => {
-                            if let Some(checkout) = self.accept_handoff(conn) {
-                                return Ok(checkout);
-                            }
-                        }
-                        Handoff::Permit => return self.connect_in_slot().await,
-                    }
-                }
-            }
-        }
-    }
-
-    /// The most recently used idle connection if it has exactly `params`
-    /// (no waiting, connecting or `SET`): the first step of
-    /// [`Pool::checkout`], without an await.
-    pub fn try_checkout_idle(self: &Arc<Self>, params: &Params) -> Option<Checkout> {
-        loop {
-            let conn = {
-                let mut st = self.lock();
-                if !st
-                    .idle
-                    .back()
-                    .is_some_and(|c| Arc::ptr_eq(&c.params, params))
-                {
-                    return None;
-                }
-                st.idle.pop_back()?
-            };
-            if let Some(checkout) = self.accept_handoff(conn) {
-                return Some(checkout);
-            }
+        match acquired {
+            Ok(checkout) => Ok(checkout),
+            Err(NoConn::Permit(permit)) => self.connect(permit).await,
+            Err(NoConn::TimedOut(waited)) => Err(PoolError::QueryWaitTimeout(waited)),
         }
     }
 
@@ -325,56 +365,124 @@ impl Pool {
         }
     }
 
-    /// Waits in the FIFO queue; opens a reserve connection after
-    /// reserve_pool_timeout if there is room; gives up after query_wait_timeout.
-    async fn wait(
-        self: &Arc<Self>,
-        id: u64,
-        mut rx: oneshot::Receiver<Handoff>,
-        started: Instant,
-    ) -> Result<Handoff, PoolError> {
+    fn permit(self: &Arc<Self>) -> ConnectPermit {
+        ConnectPermit {
+            pool: Some(self.clone()),
+        }
+    }
+
+    /// Puts `slot` at the end of the queue, with deadlines counted from
+    /// `now`, and makes sure a timer watches them. `now` is read under the
+    /// pool's lock, so it only grows along the queue: the deadlines come in
+    /// queue order.
+    fn enqueue(self: &Arc<Self>, st: &mut State, slot: Arc<WaitSlot>, now: Instant) {
         let limits = &self.limits;
-        let deadline =
-            (!limits.query_wait_timeout.is_zero()).then(|| started + limits.query_wait_timeout);
-        let mut reserve_at =
-            (limits.reserve_pool_size > 0).then(|| started + limits.reserve_pool_timeout);
+        let waiter = Waiter {
+            slot,
+            reserve_at: (limits.reserve_pool_size > 0).then(|| now + limits.reserve_pool_timeout),
+            deadline: (!limits.query_wait_timeout.is_zero())
+                .then(|| now + limits.query_wait_timeout),
+        };
+        let timed = waiter.reserve_at.is_some() || waiter.deadline.is_some();
+        st.waiters.push_back(waiter);
+        if timed && !st.timer_running {
+            st.timer_running = true;
+            tokio::spawn(self.clone().watch_waiters());
+        }
+    }
+
+    /// The queue's timer (one task per pool while clients wait, not one
+    /// timer per wait): at each waiter's reserve_pool_timeout, a permit
+    /// for a reserve connection if there is room; at its
+    /// query_wait_timeout, the error.
+    async fn watch_waiters(self: Arc<Self>) {
         loop {
-            let wake = match (reserve_at, deadline) {
-                (Some(r), Some(d)) => Some(r.min(d)),
-                (r, d) => r.or(d),
-            };
-            let received = match wake {
-                None => Some((&mut rx).await),
-                Some(at) => tokio::time::timeout_at(at.into(), &mut rx).await.ok(),
-            };
-            if let Some(received) = received {
-                // The sender is only dropped with the pool itself.
-                return received.map_err(|_| PoolError::QueryWaitTimeout(started.elapsed()));
-            }
-            let now = Instant::now();
-            let mut st = self.lock();
-            let Some(position) = st.waiters.iter().position(|w| w.id == id) else {
-                // Handed something just as the timer fired.
-                drop(st);
-                return rx
-                    .try_recv()
-                    .map_err(|_| PoolError::QueryWaitTimeout(started.elapsed()));
-            };
-            if reserve_at.is_some_and(|r| now >= r) {
-                reserve_at = None;
-                if st.open < limits.pool_size + limits.reserve_pool_size {
-                    st.waiters.remove(position);
-                    st.open += 1;
-                    self.stats.reserve_used.fetch_add(1, Relaxed);
-                    return Ok(Handoff::Permit);
+            let next = {
+                let mut st = self.lock();
+                match self.expire_waiters(&mut st, Instant::now()) {
+                    Some(next) => next,
+                    None => {
+                        st.timer_running = false;
+                        return;
+                    }
                 }
+            };
+            tokio::time::sleep_until(next.into()).await;
+        }
+    }
+
+    /// Serves or fails the waiters whose time has come; returns when the
+    /// next one's does (`None`: no waiter has a deadline left).
+    ///
+    /// Deadlines come in queue order (see [`Pool::enqueue`]), so only the
+    /// front of the queue can be due; waiters that had their one try at
+    /// the reserve pool are a prefix of it.
+    fn expire_waiters(&self, st: &mut State, now: Instant) -> Option<Instant> {
+        let limits = &self.limits;
+        while st
+            .waiters
+            .front()
+            .is_some_and(|w| w.deadline.is_some_and(|d| now >= d))
+        {
+            let waiter = st.waiters.pop_front().expect("front exists");
+            self.stats.wait_timeouts.fetch_add(1, Relaxed);
+            waiter.slot.fill(Handoff::TimedOut);
+        }
+        let mut untried = st.waiters.partition_point(|w| w.reserve_at.is_none());
+        while let Some(waiter) = st.waiters.get_mut(untried) {
+            if !waiter.reserve_at.is_some_and(|r| now >= r) {
+                break;
             }
-            if deadline.is_some_and(|d| now >= d) {
-                st.waiters.remove(position);
-                self.stats.wait_timeouts.fetch_add(1, Relaxed);
-                return Err(PoolError::QueryWaitTimeout(started.elapsed()));
+            // One try: with the reserve pool full, the client waits on for
+            // a returned connection.
+            waiter.reserve_at = None;
+            if st.open < limits.pool_size + limits.reserve_pool_size {
+                st.open += 1;
+                let waiter = st.waiters.remove(untried).expect("index in range");
+                self.stats.reserve_used.fetch_add(1, Relaxed);
+                waiter.slot.fill(Handoff::Permit);
+            } else {
+                untried += 1;
             }
         }
+        let next_deadline = st.waiters.front().and_then(|w| w.deadline);
+        let next_reserve = st.waiters.get(untried).and_then(|w| w.reserve_at);
+        match (next_deadline, next_reserve) {
+            (Some(d), Some(r)) => Some(d.min(r)),
+            (d, r) => d.or(r),
+        }
+    }
+
+    /// A waiter gave up (its future was dropped): take it out of the queue,
+    /// or pass on what it was handed meanwhile.
+    fn abandon(&self, slot: &Arc<WaitSlot>) {
+        let handoff = {
+            let mut st = self.lock();
+            match st.waiters.iter().position(|w| Arc::ptr_eq(&w.slot, slot)) {
+                Some(position) => {
+                    st.waiters.remove(position);
+                    None
+                }
+                None => slot.take(),
+            }
+        };
+        match handoff {
+            Some(Handoff::Conn(conn)) => self.checkin(conn),
+            Some(Handoff::Permit) => self.release_slot(),
+            Some(Handoff::TimedOut) | None => {}
+        }
+    }
+
+    /// Opens a connection in the slot `permit` holds.
+    pub async fn connect(
+        self: &Arc<Self>,
+        mut permit: ConnectPermit,
+    ) -> Result<Checkout, PoolError> {
+        let result = self.connect_in_slot().await;
+        // connect_in_slot gave the slot back on failure; on success the
+        // Checkout holds it.
+        permit.pool = None;
+        result
     }
 
     /// Opens a connection in a slot already counted in `open`.
@@ -401,26 +509,22 @@ impl Pool {
     /// A connection closed: pass its slot to the longest waiter, or free it.
     fn release_slot(&self) {
         let mut st = self.lock();
-        while let Some(waiter) = st.waiters.pop_front() {
-            if waiter.tx.send(Handoff::Permit).is_ok() {
-                return;
-            }
+        match st.waiters.pop_front() {
+            Some(waiter) => waiter.slot.fill(Handoff::Permit),
+            None => st.open = st.open.saturating_sub(1),
         }
-        st.open = st.open.saturating_sub(1);
     }
 
     /// A clean connection comes back: to the longest waiter, or to the idle list.
     fn checkin(&self, mut conn: Box<ServerConn>) {
         let mut st = self.lock();
-        while let Some(waiter) = st.waiters.pop_front() {
-            match waiter.tx.send(Handoff::Conn(conn)) {
-                Ok(()) => return,
-                Err(Handoff::Conn(back)) => conn = back,
-                Err(Handoff::Permit) => unreachable!("sent a connection"),
+        match st.waiters.pop_front() {
+            Some(waiter) => waiter.slot.fill(Handoff::Conn(conn)),
+            None => {
+                conn.last_used = Instant::now();
+                st.idle.push_back(conn);
             }
         }
-        conn.last_used = Instant::now();
-        st.idle.push_back(conn);
     }
 
     /// Closes connections idle longer than server_idle_timeout (keeping
@@ -550,6 +654,81 @@ impl Drop for Checkout {
     }
 }
 
+/// The future of [`Pool::acquire`]. Dropped while queued, it leaves the
+/// queue (or passes on what it was just handed).
+pub struct Acquire<'a> {
+    pool: &'a Arc<Pool>,
+    slot: &'a Arc<WaitSlot>,
+    /// When it first had to wait.
+    since: Option<Instant>,
+    queued: bool,
+}
+
+impl Acquire<'_> {
+    fn done(&self, got: Result<Checkout, NoConn>) -> Poll<Result<Checkout, NoConn>> {
+        if let Some(since) = self.since {
+            let stats = &self.pool.stats;
+            stats.waits.fetch_add(1, Relaxed);
+            stats
+                .wait_time_us
+                .fetch_add(since.elapsed().as_micros() as u64, Relaxed);
+        }
+        Poll::Ready(got)
+    }
+}
+
+impl Future for Acquire<'_> {
+    type Output = Result<Checkout, NoConn>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let pool = self.pool;
+        loop {
+            if self.queued {
+                let handoff = std::task::ready!(self.slot.poll_take(cx));
+                self.queued = false;
+                match handoff {
+                    Handoff::Conn(conn) => match pool.accept_handoff(conn) {
+                        Some(checkout) => return self.done(Ok(checkout)),
+                        None => continue, // it had died: queue again
+                    },
+                    Handoff::Permit => return self.done(Err(NoConn::Permit(pool.permit()))),
+                    Handoff::TimedOut => {
+                        let waited = self.since.map(|s| s.elapsed()).unwrap_or_default();
+                        return self.done(Err(NoConn::TimedOut(waited)));
+                    }
+                }
+            }
+            let mut st = pool.lock();
+            if let Some(conn) = st.idle.pop_back() {
+                drop(st);
+                match pool.accept_handoff(conn) {
+                    Some(checkout) => return self.done(Ok(checkout)),
+                    None => continue,
+                }
+            }
+            if st.open < pool.limits.pool_size {
+                st.open += 1;
+                drop(st);
+                return self.done(Err(NoConn::Permit(pool.permit())));
+            }
+            // (Queued again after being handed a dead connection, a client's
+            // deadlines start over; `since` keeps its whole wait.)
+            let now = Instant::now();
+            self.since.get_or_insert(now);
+            pool.enqueue(&mut st, self.slot.clone(), now);
+            self.queued = true;
+        }
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.pool.abandon(self.slot);
+        }
+    }
+}
+
 /// Every pool of a gateway, created on first use.
 #[derive(Default)]
 pub struct Pools {
@@ -623,5 +802,171 @@ mod tests {
         pool.maintain().await;
         assert_eq!(pool.stats.server_connect_errors.load(Relaxed), 1);
         assert_eq!(pool.snapshot().open, 0);
+    }
+
+    fn pool(settings: &str) -> Arc<Pool> {
+        let text = format!(
+            "[proxy]\nauth_type = \"trust\"\n{settings}\n\
+             [databases.app]\nhost = \"127.0.0.1\"\nport = 1\n"
+        );
+        let config = Config::parse(std::path::Path::new("gw.toml"), &text).unwrap();
+        Pools::default().get(&config, "app", "app").unwrap()
+    }
+
+    async fn permit(pool: &Arc<Pool>, slot: &Arc<WaitSlot>) -> ConnectPermit {
+        match pool.acquire(slot).await {
+            Err(NoConn::Permit(permit)) => permit,
+            Err(NoConn::TimedOut(waited)) => panic!("timed out after {waited:?}"),
+            Ok(_) => panic!("no server connection exists"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_the_longest_waiter() {
+        let pool = pool("default_pool_size = 1\nquery_wait_timeout = 0");
+        let held = permit(&pool, &Arc::default()).await;
+        let (first, second) = (Arc::default(), Arc::default());
+        let first_wait = tokio::spawn({
+            let (pool, slot) = (pool.clone(), Arc::clone(&first));
+            async move { permit(&pool, &slot).await }
+        });
+        while pool.snapshot().waiting < 1 {
+            tokio::task::yield_now().await;
+        }
+        let second_wait = tokio::spawn({
+            let (pool, slot) = (pool.clone(), Arc::clone(&second));
+            async move { permit(&pool, &slot).await }
+        });
+        while pool.snapshot().waiting < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        let got = first_wait.await.unwrap();
+        assert_eq!(
+            pool.snapshot(),
+            PoolSnapshot {
+                open: 1,
+                idle: 0,
+                waiting: 1
+            }
+        );
+        assert!(!second_wait.is_finished());
+        drop(got);
+        drop(second_wait.await.unwrap());
+        assert_eq!(
+            pool.snapshot(),
+            PoolSnapshot {
+                open: 0,
+                idle: 0,
+                waiting: 0
+            }
+        );
+        assert_eq!(pool.stats.waits.load(Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_leaves_the_queue_or_passes_on_its_slot() {
+        let pool = pool("default_pool_size = 1\nquery_wait_timeout = 0");
+        let held = permit(&pool, &Arc::default()).await;
+        let slot = Arc::default();
+        // Gives up while queued.
+        let waited = tokio::time::timeout(Duration::from_millis(50), pool.acquire(&slot)).await;
+        assert!(waited.is_err());
+        assert_eq!(pool.snapshot().waiting, 0);
+        // Handed the slot, then dropped before it looked: the slot is freed.
+        let mut waiting = Box::pin(pool.acquire(&slot));
+        assert!(futures_poll_once(waiting.as_mut()).await.is_none());
+        drop(held);
+        drop(waiting);
+        assert_eq!(
+            pool.snapshot(),
+            PoolSnapshot {
+                open: 0,
+                idle: 0,
+                waiting: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn waiters_get_the_reserve_pool_then_time_out() {
+        let pool = pool(
+            "default_pool_size = 1\nreserve_pool_size = 1\nreserve_pool_timeout = 0.1\n\
+             query_wait_timeout = 0.3",
+        );
+        let _held = permit(&pool, &Arc::default()).await;
+        let started = Instant::now();
+        let _reserve = permit(&pool, &Arc::default()).await;
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(pool.stats.reserve_used.load(Relaxed), 1);
+        let started = Instant::now();
+        match pool.acquire(&Arc::default()).await {
+            Err(NoConn::TimedOut(waited)) => assert!(waited >= Duration::from_millis(300)),
+            _ => panic!("expected query_wait_timeout"),
+        }
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(pool.stats.wait_timeouts.load(Relaxed), 1);
+        assert_eq!(
+            pool.snapshot(),
+            PoolSnapshot {
+                open: 2,
+                idle: 0,
+                waiting: 0
+            }
+        );
+    }
+
+    #[test]
+    fn due_waiters_are_served_from_the_front_and_the_next_deadline_returned() {
+        let pool = pool(
+            "default_pool_size = 1\nreserve_pool_size = 1\nreserve_pool_timeout = 1\n\
+             query_wait_timeout = 10",
+        );
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let waiter = |since: u64, tried: bool| Waiter {
+            slot: Arc::default(),
+            reserve_at: (!tried).then(|| secs(since + 1)),
+            deadline: Some(secs(since + 10)),
+        };
+        let mut st = State {
+            open: 1,
+            waiters: [
+                waiter(0, true),
+                waiter(1, false),
+                waiter(2, false),
+                waiter(5, false),
+            ]
+            .into(),
+            ..State::default()
+        };
+        let slots: Vec<_> = st.waiters.iter().map(|w| w.slot.clone()).collect();
+        // At 3 s: the first untried waiter gets the one reserve connection,
+        // the next has its try and waits on; the last is not due.
+        assert_eq!(pool.expire_waiters(&mut st, secs(3)), Some(secs(6)));
+        assert!(matches!(slots[1].take(), Some(Handoff::Permit)));
+        assert!(slots[2].take().is_none());
+        assert_eq!(st.open, 2);
+        assert_eq!(st.waiters.len(), 3);
+        // At 11 s the first waiter times out; then the reserve try of the
+        // last is due (the pool is full); next is the new front's deadline.
+        assert_eq!(pool.expire_waiters(&mut st, secs(11)), Some(secs(12)));
+        assert!(matches!(slots[0].take(), Some(Handoff::TimedOut)));
+        assert!(slots[3].take().is_none());
+        assert!(st.waiters.iter().all(|w| w.reserve_at.is_none()));
+        assert_eq!(pool.expire_waiters(&mut st, secs(20)), None);
+        assert!(st.waiters.is_empty());
+        assert_eq!(pool.stats.wait_timeouts.load(Relaxed), 3);
+    }
+
+    /// Polls `future` once: its output if it was ready.
+    async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut future).poll(cx) {
+                Poll::Ready(out) => Some(out),
+                Poll::Pending => None,
+            })
+        })
+        .await
     }
 }
