@@ -430,7 +430,7 @@ impl Pool {
         }
         let mut untried = st.waiters.partition_point(|w| w.reserve_at.is_none());
         while let Some(waiter) = st.waiters.get_mut(untried) {
-            if !waiter.reserve_at.is_some_and(|r| now >= r) {
+            if waiter.reserve_at.is_none_or(|r| now < r) {
                 break;
             }
             // One try: with the reserve pool full, the client waits on for
