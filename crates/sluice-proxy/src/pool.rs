@@ -842,25 +842,11 @@ mod tests {
         }
         drop(held);
         let got = first_wait.await.unwrap();
-        assert_eq!(
-            pool.snapshot(),
-            PoolSnapshot {
-                open: 1,
-                idle: 0,
-                waiting: 1
-            }
-        );
+        assert_eq!(open_idle_waiting(&pool), (1, 0, 1));
         assert!(!second_wait.is_finished());
         drop(got);
         drop(second_wait.await.unwrap());
-        assert_eq!(
-            pool.snapshot(),
-            PoolSnapshot {
-                open: 0,
-                idle: 0,
-                waiting: 0
-            }
-        );
+        assert_eq!(open_idle_waiting(&pool), (0, 0, 0));
         assert_eq!(pool.stats.waits.load(Relaxed), 2);
     }
 
@@ -878,14 +864,7 @@ mod tests {
         assert!(futures_poll_once(waiting.as_mut()).await.is_none());
         drop(held);
         drop(waiting);
-        assert_eq!(
-            pool.snapshot(),
-            PoolSnapshot {
-                open: 0,
-                idle: 0,
-                waiting: 0
-            }
-        );
+        assert_eq!(open_idle_waiting(&pool), (0, 0, 0));
     }
 
     #[tokio::test]
@@ -906,14 +885,7 @@ mod tests {
         }
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(pool.stats.wait_timeouts.load(Relaxed), 1);
-        assert_eq!(
-            pool.snapshot(),
-            PoolSnapshot {
-                open: 2,
-                idle: 0,
-                waiting: 0
-            }
-        );
+        assert_eq!(open_idle_waiting(&pool), (2, 0, 0));
     }
 
     #[test]
@@ -957,6 +929,11 @@ mod tests {
         assert_eq!(pool.expire_waiters(&mut st, secs(20)), None);
         assert!(st.waiters.is_empty());
         assert_eq!(pool.stats.wait_timeouts.load(Relaxed), 3);
+    }
+
+    fn open_idle_waiting(pool: &Pool) -> (u32, u32, u32) {
+        let snapshot = pool.snapshot();
+        (snapshot.open, snapshot.idle, snapshot.waiting)
     }
 
     /// Polls `future` once: its output if it was ready.
