@@ -138,6 +138,10 @@ pub fn data_row_first_column(body: &[u8]) -> Option<&[u8]> {
 /// Splits a NUL-terminated string off the front of `buf`.
 #[inline]
 pub fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    // Most statement and portal names are empty: no search for those.
+    if buf.first() == Some(&0) {
+        return Some((&[], &buf[1..]));
+    }
     // memchr scans a word at a time: every Query and Parse passes here.
     let end = memchr::memchr(0, buf)?;
     Some((&buf[..end], &buf[end + 1..]))
@@ -458,6 +462,15 @@ pub fn terminate(buf: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_terminated_strings() {
+        assert_eq!(cstr(b"\0rest"), Some((&b""[..], &b"rest"[..])));
+        assert_eq!(cstr(b"ab\0c\0"), Some((&b"ab"[..], &b"c\0"[..])));
+        assert_eq!(cstr(b"\0"), Some((&b""[..], &b""[..])));
+        assert_eq!(cstr(b"ab"), None);
+        assert_eq!(cstr(b""), None);
+    }
 
     #[test]
     fn data_row_first_column_reads_text_not_null_or_truncated() {
