@@ -795,26 +795,28 @@ impl Session {
                     // The common case, a server of the primary's pool that
                     // already has this client's parameters (idle or handed
                     // over after a wait), needs no boxed future.
-                    let mut acquired = None;
-                    if verdict.is_none() {
-                        let slot = self.wait_slot.get_or_insert_with(Arc::default);
-                        match self.pool.acquire(slot).await {
-                            Ok(checkout) if Arc::ptr_eq(&checkout.params, &self.params) => {
-                                self.route_cancels_to(&checkout);
-                                server = Some(checkout);
-                                continue;
+                    let acquired = match verdict {
+                        None => {
+                            let slot = self.wait_slot.get_or_insert_with(Arc::default);
+                            match self.pool.acquire(slot).await {
+                                Ok(checkout) if Arc::ptr_eq(&checkout.params, &self.params) => {
+                                    self.route_cancels_to(&checkout);
+                                    server = Some(checkout);
+                                    continue;
+                                }
+                                other => Ok(other),
                             }
-                            other => acquired = Some(other),
                         }
-                    }
+                        Some(verdict) => Err(verdict),
+                    };
                     // Boxed (here and below): a rarely taken path must not
                     // grow every idle client's task.
                     let checkout = match acquired {
-                        Some(acquired) => {
+                        Ok(acquired) => {
                             let pool = self.pool.clone();
                             Box::pin(self.finish_checkout(&pool, acquired)).await
                         }
-                        None => Box::pin(self.checkout(verdict)).await,
+                        Err(verdict) => Box::pin(self.checkout(verdict)).await,
                     };
                     match checkout {
                         Ok(checkout) => server = Some(checkout),
@@ -1017,18 +1019,14 @@ impl Session {
         }
     }
 
-    /// Gets a server connection for the pending request and makes it look
-    /// like this client's own. Without load balancing that is the primary's
-    /// pool; with it, `verdict` (the pending request's classification) and
-    /// the session's routing state choose the host (see [`route::target`]):
+    /// With load balancing, gets a server connection for the pending
+    /// request and makes it look like this client's own: `verdict` (the
+    /// pending request's classification) and the session's routing state
+    /// choose the host (see [`route::target`]):
     /// a replica that fails to connect is marked down and the request goes
     /// to another replica, then the primary; the primary is tried
     /// `PRIMARY_CONNECT_TRIES` times with exponential backoff.
-    async fn checkout(&mut self, verdict: Option<Classification>) -> Result<Checkout, PoolError> {
-        let Some(verdict) = verdict else {
-            let pool = self.pool.clone();
-            return self.checkout_from(&pool).await;
-        };
+    async fn checkout(&mut self, verdict: Classification) -> Result<Checkout, PoolError> {
         let mut target = self.choose_host(&verdict).await;
         let mut primary_tries = 0;
         loop {

@@ -188,9 +188,11 @@ pub enum NoConn {
     TimedOut(Duration),
 }
 
-/// A slot counted in the pool's `open` for a connection not opened yet;
-/// dropped unused, it is given back.
+/// A slot counted in the pool's `open` for a connection not opened yet
+/// (see [`Pool::connect`]); dropped unused, or when the connection fails,
+/// it is given back.
 pub struct ConnectPermit {
+    /// `None` once a connection holds the slot.
     pool: Option<Arc<Pool>>,
 }
 
@@ -473,25 +475,18 @@ impl Pool {
         }
     }
 
-    /// Opens a connection in the slot `permit` holds.
+    /// Opens a connection in the slot `permit` holds; on failure the
+    /// permit's drop gives the slot back.
     pub async fn connect(
         self: &Arc<Self>,
         mut permit: ConnectPermit,
     ) -> Result<Checkout, PoolError> {
-        let result = self.connect_in_slot().await;
-        // connect_in_slot gave the slot back on failure; on success the
-        // Checkout holds it.
-        permit.pool = None;
-        result
-    }
-
-    /// Opens a connection in a slot already counted in `open`.
-    async fn connect_in_slot(self: &Arc<Self>) -> Result<Checkout, PoolError> {
         match ServerConn::connect(self.target.clone()).await {
             Ok(conn) => {
                 self.stats.server_connects.fetch_add(1, Relaxed);
                 self.learn_defaults(&conn);
                 tracing::debug!(pool = ?self.key, pid = conn.pid, "server connection opened");
+                permit.pool = None; // the Checkout holds the slot now
                 Ok(Checkout {
                     conn: Some(Box::new(conn)),
                     pool: self.clone(),
@@ -500,7 +495,6 @@ impl Pool {
             Err(e) => {
                 self.stats.server_connect_errors.fetch_add(1, Relaxed);
                 tracing::warn!(pool = ?self.key, error = %e, "server connection failed");
-                self.release_slot();
                 Err(e.into())
             }
         }
@@ -528,8 +522,8 @@ impl Pool {
     }
 
     /// Closes connections idle longer than server_idle_timeout (keeping
-    /// min_pool_size open) and says how many new ones min_pool_size wants.
-    fn reap(&self, now: Instant) -> (Vec<ServerConn>, u32) {
+    /// min_pool_size open) and takes the slots min_pool_size wants filled.
+    fn reap(self: &Arc<Self>, now: Instant) -> (Vec<ServerConn>, Vec<ConnectPermit>) {
         let mut st = self.lock();
         let mut closed = Vec::new();
         let timeout = self.limits.server_idle_timeout;
@@ -546,27 +540,22 @@ impl Pool {
         }
         let missing = self.limits.min_pool_size.saturating_sub(st.open);
         st.open += missing;
-        (closed, missing)
+        (closed, (0..missing).map(|_| self.permit()).collect())
     }
 
     /// Periodic upkeep (pgbouncer's janitor): reaping and min_pool_size.
     pub async fn maintain(self: &Arc<Self>) {
-        let (closed, missing) = self.reap(Instant::now());
+        let (closed, permits) = self.reap(Instant::now());
         for conn in closed {
             tracing::debug!(pool = ?self.key, pid = conn.pid, "closing idle server connection");
             conn.terminate();
         }
-        for opened in 0..missing {
-            match self.connect_in_slot().await {
+        for permit in permits {
+            match self.connect(permit).await {
                 Ok(checkout) => drop(checkout), // returns it to the idle list
-                Err(_) => {
-                    // Logged; retried next round. The slots reserved for the
-                    // rest are given back, or `open` would count them forever.
-                    for _ in opened + 1..missing {
-                        self.release_slot();
-                    }
-                    break;
-                }
+                // Logged; retried next round. Dropping the permits left
+                // gives their slots back.
+                Err(_) => break,
             }
         }
     }
