@@ -309,12 +309,15 @@ impl Config {
         }
         for (name, db) in &file.databases {
             validate_replicas(name, &db.host, db.port, &db.replicas).map_err(|message| {
-                invalid(section_span(text, &format!("databases.{name}")), message)
+                invalid(
+                    section_span(text, &format!("databases.{name}")),
+                    message.to_string(),
+                )
             })?;
         }
-        file.load_balancing
-            .validate()
-            .map_err(|message| invalid(section_span(text, "load_balancing"), message))?;
+        file.load_balancing.validate().map_err(|message| {
+            invalid(section_span(text, "load_balancing"), message.to_string())
+        })?;
         if file.databases.is_empty() {
             return Err(invalid(
                 None,
