@@ -8,8 +8,10 @@
 //! - [`hosts`]: the host table (health, in-flight counts) and replica choice.
 //! - [`health`]: the health checker that keeps the host table current.
 //! - [`lsn`]: WAL positions (`X/Y`), ordering and byte distance.
+//! - [`request`]: what a pending client request may do (its combined verdict).
+//! - [`retry`]: resending a replica's failed request elsewhere; primary backoff.
 //! - [`route`]: the routing decision, combining all of the above in order.
-//! - [`session`]: one client session's routing state, write phase and retry.
+//! - [`session`]: one client session's routing state and write phase.
 //! - [`sticky`]: the newest write position per sticky key (memory or Redis).
 //!
 //! # Wiring (what the gateway does)
@@ -40,6 +42,8 @@ pub mod config;
 pub mod health;
 pub mod hosts;
 pub mod lsn;
+pub mod request;
+pub mod retry;
 pub mod route;
 pub mod session;
 pub mod sticky;

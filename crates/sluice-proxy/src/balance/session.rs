@@ -4,12 +4,12 @@
 //! sessions have none).
 //!
 //! The session (`frontend`) asks it, in the order of a request's life:
-//! 1. [`Balancing::classify`]: the combined verdict of the pending client
+//! 1. [`request::classify`]: the combined verdict of the pending client
 //!    messages (or a `sluice.*` command for the gateway to answer);
 //! 2. [`Balancing::choose`] with the sticky requirement
 //!    ([`Balancing::sticky_requirement`]): a replica, or the primary;
 //! 3. [`Balancing::started`] once a server is checked out;
-//! 4. as messages go out, [`Balancing::note_writes`], [`Retry::keep`] and
+//! 4. as messages go out, [`Balancing::note_writes`], [`super::retry::Retry::keep`] and
 //!    [`Balancing::probe_fits`] (append the WAL position query?);
 //! 5. as answers come back, [`Balancing::hold_ready`] and the probe's
 //!    answer; then [`Balancing::finish_write`] records the position.
@@ -22,31 +22,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::time::Instant;
 
-use super::classify::{
-    Classification, Classifier, Effect, PrimaryReason, Route, RouteSetting, SluiceCommand,
-};
+use super::classify::{Classification, Classifier, Effect, RouteSetting, SluiceCommand};
 use super::config::{LoadBalancing, StickyMode};
 use super::hosts::{Choice, InFlight, Limits};
 use super::lsn::Lsn;
+use super::request::{self, Classified};
+use super::retry::{Resend, Retry};
 use super::route::{self, SessionRouting, Target};
 use super::sticky::{AnyStore, StickyStore};
 use crate::backend::ServerConn;
 use crate::config::PoolMode;
 use crate::pool::Pool;
-use crate::protocol::{self, sqlstate, Frontend, Messages, TxStatus};
+use crate::protocol::{sqlstate, TxStatus};
 use crate::router::BalancedDatabase;
 use crate::statements::ClientStatements;
 
 /// The gateway's query for the primary's WAL position after a write.
 pub const WAL_POSITION_SQL: &str = "SELECT pg_current_wal_insert_lsn()";
-
-/// Connection attempts to the primary before the client gets an error.
-const PRIMARY_CONNECT_TRIES: u32 = 3;
-/// The first wait before retrying the primary; doubled each time.
-const PRIMARY_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// One session's load-balancing state.
 pub struct Balancing {
@@ -106,93 +100,6 @@ pub struct LsnProbe {
     pub lsn: Option<Lsn>,
     /// Its own ReadyForQuery arrived: nothing more of it will come.
     pub answered: bool,
-}
-
-/// How a request sent to a replica is retried elsewhere if the replica
-/// fails before any of its answer reached the client (a read on a hot
-/// standby cannot have changed anything, so resending it is safe).
-#[derive(Debug, Default)]
-pub struct Retry {
-    /// The request as sent, until the first byte of its answer.
-    resend: Option<Resend>,
-    /// Replica failures for the pending request.
-    replica_failures: usize,
-    /// Something was sent on the current server.
-    sent: bool,
-}
-
-/// A request that may still be sent to another host.
-#[derive(Debug)]
-pub struct Resend {
-    pub bytes: BytesMut,
-    pub request_end: usize,
-    pub has_named: bool,
-}
-
-impl Retry {
-    /// Before the first send on a replica, keeps a copy of the request.
-    pub fn keep(&mut self, on_replica: bool, pending: &[u8], request_end: usize, has_named: bool) {
-        if on_replica && self.resend.is_none() && !self.sent {
-            self.resend = Some(Resend {
-                bytes: BytesMut::from(pending),
-                request_end,
-                has_named,
-            });
-        }
-        self.sent = true;
-    }
-
-    /// The request went to a replica and nothing of its answer reached the
-    /// client yet: it may still go elsewhere.
-    pub fn awaiting_first_answer(&self) -> bool {
-        self.resend.is_some()
-    }
-
-    /// The first answer arrived: the request stays where it is.
-    pub fn answered(&mut self) {
-        self.resend = None;
-    }
-
-    /// The replica failed: the request to send again, if any.
-    pub fn take_resend(&mut self) -> Option<Resend> {
-        self.replica_failures += 1;
-        self.resend.take()
-    }
-
-    /// The request was served: the next one starts afresh.
-    pub fn done(&mut self) {
-        *self = Retry::default();
-    }
-}
-
-/// Connection attempts to the primary, with exponential backoff.
-#[derive(Debug, Default)]
-pub struct PrimaryRetry {
-    tries: u32,
-}
-
-impl PrimaryRetry {
-    /// After a failed attempt: how long to wait before the next one, or
-    /// `None` when the attempts are used up.
-    pub fn next_delay(&mut self) -> Option<Duration> {
-        self.tries += 1;
-        (self.tries < PRIMARY_CONNECT_TRIES).then(|| PRIMARY_RETRY_DELAY * (1 << (self.tries - 1)))
-    }
-
-    pub fn tries(&self) -> u32 {
-        self.tries
-    }
-}
-
-/// What [`Balancing::classify`] found in the pending client messages.
-#[derive(Debug)]
-pub enum Classified {
-    /// Send it to a server that may run this.
-    Route(Classification),
-    /// One simple query of only `sluice.*` commands: the gateway answers.
-    Gateway(Arc<Classification>),
-    /// `sluice.*` commands mixed with SQL or in the extended protocol.
-    Refuse(&'static str),
 }
 
 /// A startup setting that is not valid for the gateway.
@@ -398,78 +305,6 @@ impl Balancing {
         self.classified = self.classified.saturating_sub(len);
     }
 
-    /// Classifies the client messages in `pending[from..]` and combines
-    /// their verdicts: the request may use a replica only if every part
-    /// may; anything the gateway cannot see into goes to the primary.
-    pub fn classify(
-        classifier: &Classifier,
-        statements: &ClientStatements,
-        pending: &[u8],
-        from: usize,
-    ) -> Result<Classified, protocol::ProtocolError> {
-        let unknown = || Arc::new(Classification::unknown(PrimaryReason::Unclassified));
-        let classify = |sql: &[u8]| match std::str::from_utf8(sql) {
-            Ok(sql) => classifier.classify(sql),
-            Err(_) => unknown(),
-        };
-        let is_sluice = |verdict: &Classification| {
-            verdict
-                .effects
-                .iter()
-                .any(|e| matches!(e, Effect::Sluice(_)))
-        };
-        let mut combined = Classification::read();
-        let mut unnamed_parsed = false;
-        let mut messages = Messages::new(&pending[from..]).peekable();
-        let mut first = true;
-        while let Some(message) = messages.next() {
-            let alone = first && from == 0 && messages.peek().is_none();
-            first = false;
-            let verdict = match protocol::decode_frontend(message.bytes)? {
-                Frontend::Query(sql) => {
-                    let verdict = classify(sql);
-                    if is_sluice(&verdict) {
-                        return Ok(if verdict.gateway_only && alone {
-                            Classified::Gateway(verdict)
-                        } else {
-                            Classified::Refuse(
-                                "sluice.* commands must be sent on their own, outside a transaction",
-                            )
-                        });
-                    }
-                    verdict
-                }
-                Frontend::Parse { name, query, .. } => {
-                    unnamed_parsed |= name.is_empty();
-                    let verdict = classify(query);
-                    if is_sluice(&verdict) {
-                        return Ok(Classified::Refuse(
-                            "sluice.* commands work with the simple query protocol only",
-                        ));
-                    }
-                    verdict
-                }
-                Frontend::Bind { statement: &[], .. } => {
-                    if unnamed_parsed {
-                        continue;
-                    }
-                    unknown()
-                }
-                Frontend::Bind { statement, .. } => {
-                    statements.verdict(statement).unwrap_or_else(unknown)
-                }
-                Frontend::FunctionCall(_) => unknown(),
-                _ => continue,
-            };
-            combined.may_write |= verdict.may_write;
-            combined.hinted |= verdict.hinted;
-            if combined.route == Route::Replica {
-                combined.route = verdict.route;
-            }
-        }
-        Ok(Classified::Route(combined))
-    }
-
     /// Notes whether client messages about to go to the primary may write
     /// (so the transaction's position is recorded when it ends).
     pub fn note_writes(
@@ -488,7 +323,7 @@ impl Balancing {
         }
         let from = self.classified;
         let may_write = crate::frontend::request::runs_something(&pending[from..])
-            && match Self::classify(classifier, statements, pending, from) {
+            && match request::classify(classifier, statements, pending, from) {
                 Ok(Classified::Route(verdict)) => verdict.may_write,
                 _ => true,
             };
@@ -546,7 +381,8 @@ impl Balancing {
         if !fits {
             return false;
         }
-        let Some(statement) = lone_request_statement(classifier, statements, request) else {
+        let Some(statement) = request::lone_request_statement(classifier, statements, request)
+        else {
             return false;
         };
         if !statement.lone_statement {
@@ -654,77 +490,5 @@ impl Balancing {
             SluiceCommand::SetMinLsn(lsn) => self.routing.min_lsn = *lsn,
             SluiceCommand::Show(_) | SluiceCommand::Invalid(_) => {}
         }
-    }
-}
-
-/// The classification of the statement a request runs, if the request is
-/// exactly one simple `Query`, or extended-protocol messages with one Bind
-/// and one Execute ending with the request's only Sync.
-fn lone_request_statement(
-    classifier: &Classifier,
-    statements: &ClientStatements,
-    request: &[u8],
-) -> Option<Arc<Classification>> {
-    let classify = |sql: &[u8]| {
-        std::str::from_utf8(sql)
-            .ok()
-            .map(|sql| classifier.classify(sql))
-    };
-    // Statements parsed in this request (not registered until sent).
-    let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
-    let mut bound = None;
-    let (mut binds, mut executes) = (0, 0);
-    for message in Messages::new(request) {
-        let first = message.offset == 0;
-        let last = message.end() == request.len();
-        match protocol::decode_frontend(message.bytes).ok()? {
-            Frontend::Query(sql) if first && last => return classify(sql),
-            Frontend::Parse { name, query, .. } => parsed.push((name, query)),
-            Frontend::Bind { statement, .. } => {
-                binds += 1;
-                bound = match parsed.iter().rev().find(|(name, _)| *name == statement) {
-                    Some((_, query)) => classify(query),
-                    None if statement.is_empty() => None,
-                    None => statements.get(statement)?.verdict.clone(),
-                };
-            }
-            Frontend::Execute { .. } => executes += 1,
-            Frontend::Describe { .. } | Frontend::Close { .. } | Frontend::Flush => {}
-            Frontend::Sync if last => {}
-            _ => return None,
-        }
-    }
-    if binds == 1 && executes == 1 {
-        bound
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_primary_is_tried_three_times_with_doubling_waits() {
-        let mut retry = PrimaryRetry::default();
-        assert_eq!(retry.next_delay(), Some(Duration::from_millis(100)));
-        assert_eq!(retry.next_delay(), Some(Duration::from_millis(200)));
-        assert_eq!(retry.next_delay(), None);
-        assert_eq!(retry.tries(), 3);
-    }
-
-    #[test]
-    fn a_request_is_kept_for_resending_only_before_its_first_send() {
-        let mut retry = Retry::default();
-        retry.keep(true, b"request", 7, false);
-        assert!(retry.awaiting_first_answer());
-        retry.keep(true, b"more", 4, false);
-        let resend = retry.take_resend().expect("kept");
-        assert_eq!(&resend.bytes[..], b"request");
-        assert_eq!(retry.replica_failures, 1);
-        retry.done();
-        retry.keep(false, b"on the primary", 14, false);
-        assert!(!retry.awaiting_first_answer());
     }
 }

@@ -11,7 +11,7 @@ use super::request::request_executes;
 use super::{ClientStream, Session};
 use crate::backend::params;
 use crate::balance::classify::Classification;
-use crate::balance::session::PrimaryRetry;
+use crate::balance::retry::PrimaryRetry;
 use crate::pool::{Checkout, NoConn, Pool, PoolError};
 
 impl<S: ClientStream> Session<S> {

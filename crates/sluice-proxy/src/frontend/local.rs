@@ -18,7 +18,7 @@ use crate::balance::classify::{
     Classification, Effect, RouteSetting, SluiceCommand, SluiceSetting,
 };
 use crate::balance::hosts::Hosts;
-use crate::balance::session::{Balancing, Classified};
+use crate::balance::request::{self, Classified};
 use crate::balance::Lsn;
 use crate::config::PoolMode;
 use crate::protocol::{self, client_tag, server_tag, sqlstate, Frontend, Messages, TxStatus};
@@ -117,7 +117,7 @@ impl<S: ClientStream> Session<S> {
     /// With load balancing: the verdict of the pending request, or the
     /// gateway's answer to a `SET`/`SHOW sluice.*` string.
     fn sluice_commands(&mut self) -> Result<Intercept, ClientError> {
-        let classified = Balancing::classify(
+        let classified = request::classify(
             &self.shared.router.classifier,
             &self.statements,
             self.conn.pending(),
