@@ -53,14 +53,6 @@ impl ClientStatements {
         self.by_name.get(name)?.verdict.clone()
     }
 
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
     /// Builds the request for `srv` in its write buffer from the client's
     /// whole messages in `request`: statement names mapped to the gateway's,
     /// Parse injected for statements this server does not have yet, and
@@ -215,14 +207,6 @@ impl PreparedSet {
             .iter()
             .min_by_key(|(_, &tick)| tick)
             .map(|(&id, _)| id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.used.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.used.is_empty()
     }
 
     pub fn clear(&mut self) {

@@ -108,12 +108,6 @@ pub struct Checkout {
     pool: Arc<Pool>,
 }
 
-impl Checkout {
-    pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
-    }
-}
-
 impl Deref for Checkout {
     type Target = ServerConn;
     fn deref(&self) -> &ServerConn {

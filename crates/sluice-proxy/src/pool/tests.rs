@@ -102,6 +102,10 @@ async fn waiters_get_the_reserve_pool_then_time_out() {
     let _reserve = permit(&pool, &Arc::default()).await;
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert_eq!(pool.stats.reserve_used.load(Relaxed), 1);
+    assert!(
+        pool.stats.wait_time_us.load(Relaxed) >= 100_000,
+        "the reserve wait is counted"
+    );
     let started = Instant::now();
     match pool.acquire(&Arc::default()).await {
         Err(NoConn::TimedOut(waited)) => assert!(waited >= Duration::from_millis(300)),

@@ -121,14 +121,6 @@ pub mod server_tag {
     pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
 }
 
-/// The length of the message whose 5-byte header starts `header`, tag
-/// included. Only for bytes whose framing is already known to be sound
-/// (checked by [`frame_len`], or written by the gateway).
-#[inline]
-pub fn message_len(header: &[u8]) -> usize {
-    i32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize + 1
-}
-
 /// One whole message of a buffer walked by [`Messages`]: its tag, header and body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawMessage<'a> {
