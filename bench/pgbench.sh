@@ -40,17 +40,14 @@ USERLIST=${USERLIST:-auto}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PYTHON=${PYTHON:-python3}
 
-# Pool settings shared by pgbouncer and the gateway, in pgbouncer's names and units.
-MAX_CLIENT_CONN=12000
-RESERVE_POOL_SIZE=0
-SERVER_IDLE_TIMEOUT=600
-QUERY_WAIT_TIMEOUT=120
+# The pool settings both poolers share (max_client_conn = 12000, ...) are in lib.sh.
 # Direct -c 256 plus both pools plus superuser slots must fit.
 PG_MAX_CONNECTIONS=400
 
 DB=bench BENCH_USER=bench BENCH_PASSWORD=bench SUPER_PASSWORD=postgres
 
-# say, die, is_root, as_pg (Postgres and pgbouncer refuse to run as root), make_work_dir, stop_pid.
+# say, die, is_root, as_pg (Postgres and pgbouncer refuse to run as root), make_work_dir, stop_pid,
+# start_postgres, create_bench_db, write_*_config, start_pooler, probe.
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 
@@ -78,7 +75,7 @@ cleanup() {
   [ -n "$idle_pid" ] && stop_pid "$idle_pid"
   [ -n "$gw_pid" ] && stop_pid "$gw_pid"
   [ -n "$pgb_pid" ] && stop_pid "$pgb_pid"
-  [ "$pg_started" = 1 ] && as_pg "$PGBIN/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1
+  stop_postgres
   wait 2>/dev/null
   remove_work
 }
@@ -99,33 +96,9 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
   fi
 fi
 
-read -r PG_PORT PGB_PORT GW_PORT < <("$PYTHON" - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-EOF
-)
+read -r PG_PORT PGB_PORT GW_PORT < <(free_ports 3)
 
 CLK_TCK=$(getconf CLK_TCK)
-
-# port pid timeout_s: true once something accepts TCP on the port; false if pid died or time ran out.
-wait_listening() {
-  local port=$1 pid=$2 deadline=$((SECONDS + $3))
-  while [ $SECONDS -lt $deadline ]; do
-    [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
-
-# port: the output of one SELECT 1 as the bench user, or the error.
-probe() {
-  PGPASSWORD=$BENCH_PASSWORD PGCONNECT_TIMEOUT=10 timeout 20 "$PGBIN/psql" -h 127.0.0.1 -p "$1" \
-    -U "$BENCH_USER" -d "$DB" -AtX -c 'SELECT 1' 2>&1 | tail -n 1 || true
-}
 
 # pid: user+system CPU time of the whole process (all threads), in clock ticks.
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
@@ -151,47 +124,8 @@ fi
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 say "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
-echo "$SUPER_PASSWORD" >"$work/pwfile"
-is_root && chown postgres: "$work/pwfile"
-as_pg "$PGBIN/initdb" -D "$work/data" -U postgres --pwfile="$work/pwfile" -E UTF8 \
-  --auth-local=trust --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 ||
-  die "initdb failed: $(tail -n 1 "$work/initdb.log")"
-# Throwaway data: durability off so that pgbench -i is quick; the select-only runs never write.
-cat >>"$work/data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$work'
-max_connections = $PG_MAX_CONNECTIONS
-shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-password_encryption = 'scram-sha-256'
-EOF
-pg_started=1
-as_pg "$PGBIN/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w -t 60 start >/dev/null ||
-  die "PostgreSQL did not start: $(tail -n 3 "$work/postgres.log")"
-
-super_sql() {
-  PGPASSWORD=$SUPER_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
-    -AtX -v ON_ERROR_STOP=1 "$@"
-}
-super_sql -q -c "CREATE ROLE $BENCH_USER LOGIN PASSWORD '$BENCH_PASSWORD'" \
-  -c "CREATE DATABASE $DB OWNER $BENCH_USER"
-say "pgbench -i -s $SCALE"
-PGPASSWORD=$BENCH_PASSWORD "$PGBIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U "$BENCH_USER" \
-  -i -s "$SCALE" -q "$DB" >"$work/pgbench-init.log" 2>&1 ||
-  die "pgbench -i failed: $(tail -n 1 "$work/pgbench-init.log")"
-
-# file secret: one pgbouncer-format auth_file line for the bench user.
-write_userlist() {
-  printf '"%s" "%s"\n' "$BENCH_USER" "$2" >"$1"
-  if is_root; then chown postgres: "$1"; fi
-  chmod 600 "$1"
-}
-scram_secret=$(super_sql -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$BENCH_USER'")
-write_userlist "$work/userlist-scram.txt" "$scram_secret"
-write_userlist "$work/userlist-plain.txt" "$BENCH_PASSWORD"
+start_postgres "$PG_MAX_CONNECTIONS"
+create_bench_db "$SCALE"
 # With a SCRAM secret a pooler checks a client's proof without PBKDF2 and logs in to Postgres
 # with the ClientKey that proof reveals; with a cleartext password pgbouncer runs PBKDF2 with a
 # fresh salt on every client login.
@@ -211,89 +145,27 @@ if ! command -v pgbouncer >/dev/null; then
   fi
 fi
 if command -v pgbouncer >/dev/null; then
-  cat >"$work/pgbouncer.ini" <<EOF
-[databases]
-$DB = host=127.0.0.1 port=$PG_PORT dbname=$DB
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-pool_mode = transaction
-max_client_conn = $MAX_CLIENT_CONN
-default_pool_size = $POOL_SIZE
-min_pool_size = 0
-reserve_pool_size = $RESERVE_POOL_SIZE
-server_idle_timeout = $SERVER_IDLE_TIMEOUT
-query_wait_timeout = $QUERY_WAIT_TIMEOUT
-auth_type = scram-sha-256
-auth_file = $pgb_userlist
-logfile = $work/pgbouncer.log
-log_connections = 0
-log_disconnections = 0
-EOF
-  is_root && chown postgres: "$work/pgbouncer.ini"
-  # -u switches user inside pgbouncer itself, so $! is pgbouncer's own pid (no runuser wrapper).
-  if is_root; then pgbouncer -u postgres "$work/pgbouncer.ini" 2>"$work/pgbouncer.err" &
-  else pgbouncer "$work/pgbouncer.ini" 2>"$work/pgbouncer.err" & fi
-  pgb_pid=$!
-  if ! wait_listening "$PGB_PORT" "$pgb_pid" 15; then
-    pgb_reason="pgbouncer did not start: $(tail -n 1 "$work/pgbouncer.log" "$work/pgbouncer.err" 2>/dev/null | grep -v '^==' | grep . | tail -n 1)"
-  elif [ "$(probe "$PGB_PORT")" != 1 ]; then
-    pgb_reason="SELECT 1 through pgbouncer failed: $(probe "$PGB_PORT")"
-  fi
+  write_pgbouncer_config "$work/pgbouncer.ini" "$PGB_PORT" "$pgb_userlist"
+  # -u switches user inside pgbouncer itself, so its pid is pgbouncer's own (no runuser wrapper).
+  pgb_cmd=(pgbouncer)
+  is_root && pgb_cmd+=(-u postgres)
+  start_pooler pgbouncer "$PGB_PORT" "$work/pgbouncer.log" 15 "${pgb_cmd[@]}" "$work/pgbouncer.ini"
+  pgb_pid=$pooler_pid pgb_reason=$pooler_reason
   pgb_version=$(pgbouncer --version | head -n 1)
 else
   pgb_reason="no pgbouncer binary (apt-get install pgbouncer)"
 fi
-if [ -n "$pgb_reason" ]; then
-  say "pgbouncer not available: $pgb_reason"
-  [ -n "$pgb_pid" ] && stop_pid "$pgb_pid"
-  pgb_pid=""
-fi
+[ -n "$pgb_reason" ] && say "pgbouncer not available: $pgb_reason"
 
 # --- the gateway ----------------------------------------------------------------------------------
 
 # auth_file: starts the gateway with it; sets gw_pid, or gw_reason when it is not usable.
 start_gateway() {
-  cat >"$work/sluice.toml" <<EOF
-[proxy]
-listen_addr = "127.0.0.1"
-listen_port = $GW_PORT
-pool_mode = "transaction"
-max_client_conn = $MAX_CLIENT_CONN
-default_pool_size = $POOL_SIZE
-min_pool_size = 0
-reserve_pool_size = $RESERVE_POOL_SIZE
-server_idle_timeout = $SERVER_IDLE_TIMEOUT
-query_wait_timeout = $QUERY_WAIT_TIMEOUT
-auth_type = "scram-sha-256"
-auth_file = "$1"
-
-[databases.$DB]
-host = "127.0.0.1"
-port = $PG_PORT
-dbname = "$DB"
-EOF
+  write_gateway_config "$work/sluice.toml" "$GW_PORT" "$1"
   # Quiet logs for both poolers: per-connection logging would be measured as pooler CPU.
-  RUST_LOG=${GW_RUST_LOG:-warn} "$sluice" proxy --config "$work/sluice.toml" >"$work/gateway.log" 2>&1 &
-  gw_pid=$!
-  local status=0 answer
-  if ! wait_listening "$GW_PORT" "$gw_pid" 15; then
-    if kill -0 "$gw_pid" 2>/dev/null; then
-      gw_reason="nothing listening on 127.0.0.1:$GW_PORT after 15 s"
-    else
-      wait "$gw_pid" || status=$?
-      gw_reason="\`sluice proxy\` exited with status $status: $(grep . "$work/gateway.log" | tail -n 1)"
-    fi
-  else
-    answer=$(probe "$GW_PORT")
-    if [ "$answer" != 1 ]; then gw_reason="SELECT 1 through the gateway failed: $answer"; fi
-  fi
-  if [ -n "$gw_reason" ]; then
-    stop_pid "$gw_pid"
-    gw_pid=""
-  fi
+  start_pooler "the gateway" "$GW_PORT" "$work/gateway.log" 15 \
+    env RUST_LOG="${GW_RUST_LOG:-warn}" "$sluice" proxy --config "$work/sluice.toml"
+  gw_pid=$pooler_pid gw_reason=$pooler_reason
 }
 
 if [ -z "$gw_reason" ]; then

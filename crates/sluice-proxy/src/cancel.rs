@@ -90,8 +90,7 @@ impl CancelRegistry {
             }
         };
         if let Some((target, server_pid, server_secret)) = slot.get() {
-            if let Err(e) = send_cancel(&target.host, target.port, server_pid, server_secret).await
-            {
+            if let Err(e) = send_cancel(&target, server_pid, server_secret).await {
                 tracing::warn!(server = %target.addr(), error = %e, "could not forward cancel request");
             }
         }

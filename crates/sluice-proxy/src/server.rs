@@ -22,9 +22,10 @@ use tokio::task::JoinSet;
 
 use crate::cancel::CancelRegistry;
 use crate::config::Config;
+use crate::net::{Connector, TcpConnector};
 use crate::pool::Pools;
-use crate::protocol::{self, Startup};
-use crate::router::Router;
+use crate::protocol::{self, sqlstate, Startup};
+use crate::router::{HealthChecks, Router};
 
 /// What every client task shares, passed explicitly (no globals).
 pub struct Shared {
@@ -40,10 +41,21 @@ impl Shared {
     /// Builds the shared state and starts the replica health checkers (so
     /// it must run inside the Tokio runtime).
     pub fn new(config: Arc<Config>) -> io::Result<Shared> {
-        let router = Router::start(&config).map_err(io::Error::other)?;
+        Shared::with_connector(config, Arc::new(TcpConnector), HealthChecks::Run)
+    }
+
+    /// [`Shared::new`] with servers reached through `connector`, and health
+    /// checks run or left to the caller (scenario tests stage host health
+    /// and serve the server side of every connection themselves).
+    pub fn with_connector(
+        config: Arc<Config>,
+        connector: Arc<dyn Connector>,
+        checks: HealthChecks,
+    ) -> io::Result<Shared> {
+        let router = Router::start(&config, checks).map_err(io::Error::other)?;
         Ok(Shared {
             config,
-            pools: Pools::default(),
+            pools: Pools::new(connector),
             cancels: Arc::new(CancelRegistry::default()),
             router,
             next_statement: AtomicU64::new(1),
@@ -179,11 +191,12 @@ pub async fn serve(
                     }
                 };
                 backoff = Duration::from_millis(10);
+                let _ = stream.set_nodelay(true);
                 match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let shared = shared.clone();
                         clients.spawn(async move {
-                            crate::client::serve(stream, shared).await;
+                            crate::frontend::serve(stream, shared).await;
                             drop(permit);
                         });
                     }
@@ -222,7 +235,7 @@ async fn refuse_client(mut stream: TcpStream) {
         protocol::error_response(
             &mut out,
             "FATAL",
-            "53300",
+            sqlstate::TOO_MANY_CONNECTIONS,
             "no more connections allowed (max_client_conn)",
         );
         stream.write_all(&out).await?;

@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use sluice_cluster::{Cluster, ClusterSpec};
 use sluice_proxy::balance::config::{HostAddr, LoadBalancing};
-use sluice_proxy::balance::hosts::{
-    spawn_health_checker, CheckerConfig, Choice, HostState, Hosts, Limits, NoReplica,
-};
+use sluice_proxy::balance::health::{spawn_health_checker, CheckerConfig};
+use sluice_proxy::balance::hosts::{Choice, HostState, Hosts, Limits, NoReplica};
 use sluice_proxy::balance::Lsn;
 
 /// Polls `condition` every 50 ms for at most `limit`; panics naming `what`.

@@ -82,22 +82,47 @@ impl Default for LoadBalancing {
     }
 }
 
+/// A `[load_balancing]` setting or `replicas` entry that cannot be used.
+/// The message names the setting, so the caller only adds the file and line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BalanceConfigError {
+    #[error("load_balancing.primary_only_users: user names must not be empty (got {0:?})")]
+    EmptyPrimaryOnlyUser(String),
+    #[error(
+        "load_balancing.max_replication_lag_time ({lag}s) must not be shorter than \
+         replica_check_interval ({interval}s): every replica would look too far behind"
+    )]
+    LagLimitBelowCheckInterval { lag: f64, interval: f64 },
+    #[error("sticky_store {0:?} names no Redis host")]
+    StickyStoreWithoutHost(String),
+    #[error("sticky_store {0:?}: TLS to Redis (rediss://) is not supported; use redis://")]
+    StickyStoreTls(String),
+    #[error("sticky_store must be \"memory\" or a \"redis://host:port\" URL, got {0:?}")]
+    StickyStoreUnknown(String),
+    #[error("replica {0:?} must be \"host:port\", e.g. \"127.0.0.1:5433\"")]
+    NotHostPort(String),
+    #[error("replica {0:?}: write an IPv6 address in brackets, like \"[::1]:5433\"")]
+    BareIpv6(String),
+    #[error("replica {0:?}: port must be 1-65535")]
+    BadPort(String),
+    #[error("databases.{database}.replicas: {replica} is the primary itself")]
+    ReplicaIsPrimary { database: String, replica: HostAddr },
+    #[error("databases.{database}.replicas: {replica} is listed twice")]
+    ReplicaListedTwice { database: String, replica: HostAddr },
+}
+
 impl LoadBalancing {
     /// Checks that span several settings. The message names the setting, so
     /// the caller only needs to add the file (and the section's line).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BalanceConfigError> {
         if let Some(user) = self.primary_only_users.iter().find(|u| u.is_empty()) {
-            return Err(format!(
-                "load_balancing.primary_only_users: user names must not be empty (got {user:?})"
-            ));
+            return Err(BalanceConfigError::EmptyPrimaryOnlyUser(user.clone()));
         }
         if self.max_replication_lag_time < self.replica_check_interval {
-            return Err(format!(
-                "load_balancing.max_replication_lag_time ({}s) must not be shorter than \
-                 replica_check_interval ({}s): every replica would look too far behind",
-                self.max_replication_lag_time.as_secs_f64(),
-                self.replica_check_interval.as_secs_f64()
-            ));
+            return Err(BalanceConfigError::LagLimitBelowCheckInterval {
+                lag: self.max_replication_lag_time.as_secs_f64(),
+                interval: self.replica_check_interval.as_secs_f64(),
+            });
         }
         Ok(())
     }
@@ -145,7 +170,7 @@ pub enum StickyStoreConfig {
 impl StickyStoreConfig {
     /// Reads the setting's text form. `rediss://` (TLS) is refused because
     /// this build has no TLS support for Redis.
-    pub fn parse(text: &str) -> Result<StickyStoreConfig, String> {
+    pub fn parse(text: &str) -> Result<StickyStoreConfig, BalanceConfigError> {
         if text == "memory" {
             return Ok(StickyStoreConfig::Memory);
         }
@@ -153,18 +178,14 @@ impl StickyStoreConfig {
             let host = rest.split(['/', '?']).next().unwrap_or("");
             let host = host.rsplit('@').next().unwrap_or("");
             if host.is_empty() {
-                return Err(format!("sticky_store {text:?} names no Redis host"));
+                return Err(BalanceConfigError::StickyStoreWithoutHost(text.to_owned()));
             }
             return Ok(StickyStoreConfig::Redis(text.to_owned()));
         }
         if text.starts_with("rediss://") {
-            return Err(format!(
-                "sticky_store {text:?}: TLS to Redis (rediss://) is not supported; use redis://"
-            ));
+            return Err(BalanceConfigError::StickyStoreTls(text.to_owned()));
         }
-        Err(format!(
-            "sticky_store must be \"memory\" or a \"redis://host:port\" URL, got {text:?}"
-        ))
+        Err(BalanceConfigError::StickyStoreUnknown(text.to_owned()))
     }
 }
 
@@ -196,18 +217,15 @@ pub struct HostAddr {
 impl HostAddr {
     /// Reads `host:port` or `[ipv6]:port`; the port is required so that a
     /// replica on the primary's host cannot silently point at the primary.
-    pub fn parse(text: &str) -> Result<HostAddr, String> {
-        let expected =
-            || format!("replica {text:?} must be \"host:port\", e.g. \"127.0.0.1:5433\"");
+    pub fn parse(text: &str) -> Result<HostAddr, BalanceConfigError> {
+        let expected = || BalanceConfigError::NotHostPort(text.to_owned());
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(expected)?;
             (host, after.strip_prefix(':').ok_or_else(expected)?)
         } else {
             let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
             if host.contains(':') {
-                return Err(format!(
-                    "replica {text:?}: write an IPv6 address in brackets, like \"[::1]:5433\""
-                ));
+                return Err(BalanceConfigError::BareIpv6(text.to_owned()));
             }
             (host, port)
         };
@@ -216,7 +234,7 @@ impl HostAddr {
         }
         let port = match port.parse::<u16>() {
             Ok(port) if port != 0 => port,
-            _ => return Err(format!("replica {text:?}: port must be 1-65535")),
+            _ => return Err(BalanceConfigError::BadPort(text.to_owned())),
         };
         Ok(HostAddr {
             host: host.to_owned(),
@@ -251,17 +269,20 @@ pub fn validate_replicas(
     primary_host: &str,
     primary_port: u16,
     replicas: &[HostAddr],
-) -> Result<(), String> {
+) -> Result<(), BalanceConfigError> {
     for (i, replica) in replicas.iter().enumerate() {
+        let (database, replica_owned) = (database.to_owned(), replica.clone());
         if replica.host == primary_host && replica.port == primary_port {
-            return Err(format!(
-                "databases.{database}.replicas: {replica} is the primary itself"
-            ));
+            return Err(BalanceConfigError::ReplicaIsPrimary {
+                database,
+                replica: replica_owned,
+            });
         }
         if replicas[..i].contains(replica) {
-            return Err(format!(
-                "databases.{database}.replicas: {replica} is listed twice"
-            ));
+            return Err(BalanceConfigError::ReplicaListedTwice {
+                database,
+                replica: replica_owned,
+            });
         }
     }
     Ok(())
@@ -431,7 +452,7 @@ primary_only_users = ["background"]
             ("::1:5432", "in brackets"),
             ("[::1]5432", "must be \"host:port\""),
         ] {
-            let error = HostAddr::parse(bad).unwrap_err();
+            let error = HostAddr::parse(bad).unwrap_err().to_string();
             assert!(error.contains(expected), "{bad}: {error}");
         }
         let error = load("[databases.app]\nreplicas = [\"nohost\"]\n").unwrap_err();
@@ -444,13 +465,13 @@ primary_only_users = ["background"]
         let other = HostAddr::parse("127.0.0.1:5433").unwrap();
         let error = validate_replicas("app", "127.0.0.1", 5432, &[primary]).unwrap_err();
         assert_eq!(
-            error,
+            error.to_string(),
             "databases.app.replicas: 127.0.0.1:5432 is the primary itself"
         );
         let error =
             validate_replicas("app", "127.0.0.1", 5432, &[other.clone(), other]).unwrap_err();
         assert_eq!(
-            error,
+            error.to_string(),
             "databases.app.replicas: 127.0.0.1:5433 is listed twice"
         );
 
@@ -462,11 +483,16 @@ primary_only_users = ["background"]
         assert!(lb
             .validate()
             .unwrap_err()
+            .to_string()
             .contains("max_replication_lag_time"));
         let lb = LoadBalancing {
             primary_only_users: vec![String::new()],
             ..LoadBalancing::default()
         };
-        assert!(lb.validate().unwrap_err().contains("primary_only_users"));
+        assert!(lb
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("primary_only_users"));
     }
 }

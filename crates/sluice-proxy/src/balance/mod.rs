@@ -1,18 +1,22 @@
-//! Read load balancing and sticky read-your-writes (issue 5): the building
-//! blocks the gateway wires into its request loop. Nothing here touches a
-//! client socket; each piece is usable and tested on its own.
+//! Read load balancing and sticky read-your-writes: the building blocks the
+//! gateway wires into its request loop. Nothing here touches a client
+//! socket; each piece is usable and tested on its own.
 //!
 //! # Layout
 //! - [`classify`]: may a replica run this SQL? (pg_query, cached by text)
 //! - [`config`]: the `[load_balancing]` section and `replicas` lists.
-//! - [`hosts`]: host health, replica choice and the health checker.
+//! - [`hosts`]: the host table (health, in-flight counts) and replica choice.
+//! - [`health`]: the health checker that keeps the host table current.
 //! - [`lsn`]: WAL positions (`X/Y`), ordering and byte distance.
+//! - [`request`]: what a pending client request may do (its combined verdict).
+//! - [`retry`]: resending a replica's failed request elsewhere; primary backoff.
 //! - [`route`]: the routing decision, combining all of the above in order.
+//! - [`session`]: one client session's routing state and write phase.
 //! - [`sticky`]: the newest write position per sticky key (memory or Redis).
 //!
 //! # Wiring (what the gateway does)
 //! At startup, per database with `replicas`: build an `Arc<Hosts>` and call
-//! [`hosts::spawn_health_checker`]; build one [`classify::Classifier`] and
+//! [`health::spawn_health_checker`]; build one [`classify::Classifier`] and
 //! one [`sticky::AnyStore`] from the config (inside the runtime).
 //!
 //! Per query string (simple `Query`, or the `Parse` text of a prepared
@@ -35,9 +39,13 @@
 //! remember it as the session's `sluice.last_write_lsn`.
 pub mod classify;
 pub mod config;
+pub mod health;
 pub mod hosts;
 pub mod lsn;
+pub mod request;
+pub mod retry;
 pub mod route;
+pub mod session;
 pub mod sticky;
 
 pub use lsn::Lsn;

@@ -134,7 +134,7 @@ mod tests {
     }
 
     fn hosts_set(slot: &crate::balance::hosts::HostSlot, replay: u64) {
-        slot.set_health_for_tests(Health {
+        slot.mark_up(Health {
             state: HostState::Up,
             in_recovery: Some(true),
             wal_lsn: Some(Lsn(replay)),

@@ -63,6 +63,17 @@ pub enum StickyError {
     Redis { url: String, message: String },
 }
 
+/// Why one Redis call failed (the store then sends the key's reads to the primary).
+#[derive(Debug, thiserror::Error)]
+enum RedisCallError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error("timed out")]
+    TimedOut,
+    #[error("stored value {0:?} is not a WAL position")]
+    NotAPosition(String),
+}
+
 /// Shards of the memory store.
 const MEMORY_SHARDS: usize = 16;
 /// A shard is swept for expired keys once per this many writes to it.
@@ -247,7 +258,7 @@ impl RedisStore {
         tracing::warn!(store = %self.url, key, "sticky {operation} failed: {message}; reads for this key go to the primary");
     }
 
-    async fn record_in_redis(&self, key: &str, lsn: Lsn) -> Result<(), String> {
+    async fn record_in_redis(&self, key: &str, lsn: Lsn) -> Result<(), RedisCallError> {
         let ttl_ms = self.ttl.as_millis().max(1) as u64;
         let mut connection = self.connection.clone();
         let mut invocation = self.script.key(Self::redis_key(key));
@@ -255,12 +266,12 @@ impl RedisStore {
         let call = invocation.invoke_async::<i64>(&mut connection);
         match tokio::time::timeout(REDIS_TIMEOUT * 2, call).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".to_owned()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(RedisCallError::TimedOut),
         }
     }
 
-    async fn read_from_redis(&self, key: &str) -> Result<Option<Lsn>, String> {
+    async fn read_from_redis(&self, key: &str) -> Result<Option<Lsn>, RedisCallError> {
         let mut connection = self.connection.clone();
         let mut get = redis::cmd("GET");
         get.arg(Self::redis_key(key));
@@ -270,9 +281,9 @@ impl RedisStore {
             Ok(Ok(Some(text))) => text
                 .parse::<u64>()
                 .map(|value| Some(Lsn(value)))
-                .map_err(|_| format!("stored value {text:?} is not a WAL position")),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".to_owned()),
+                .map_err(|_| RedisCallError::NotAPosition(text)),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(RedisCallError::TimedOut),
         }
     }
 }

@@ -246,31 +246,3 @@ fn many_replicas_are_chosen_without_the_inline_buffer_too() {
         Choice::Primary(NoReplica::NotCaughtUp)
     );
 }
-
-#[test]
-fn lag_time_from_the_primarys_position_history() {
-    let start = Instant::now();
-    let at = |seconds: u64| start + Duration::from_secs(seconds);
-    let mut history = PrimaryHistory::new(Duration::from_secs(60));
-    history.record(at(0), Lsn(100));
-    history.record(at(1), Lsn(100)); // idle: same position, not stored twice
-    history.record(at(10), Lsn(200));
-    history.record(at(20), Lsn(300));
-    assert_eq!(history.samples.len(), 3);
-    // Replayed everything the primary had: no lag.
-    assert_eq!(history.lag(at(21), Lsn(300)), Some(Duration::ZERO));
-    // Replayed 200: the primary moved past it at 20 s.
-    assert_eq!(history.lag(at(25), Lsn(250)), Some(Duration::from_secs(5)));
-    assert_eq!(history.lag(at(25), Lsn(200)), Some(Duration::from_secs(5)));
-    assert_eq!(history.lag(at(25), Lsn(150)), Some(Duration::from_secs(15)));
-    // Behind the whole history, which does not span its reach yet: unknown.
-    assert_eq!(history.lag(at(25), Lsn(50)), None);
-    // Old samples go, one older than the reach stays.
-    history.record(at(100), Lsn(400));
-    assert_eq!(history.samples.front().map(|s| s.1), Some(Lsn(300)));
-    assert_eq!(history.lag(at(100), Lsn(50)), Some(Duration::from_secs(80)));
-    assert_eq!(
-        PrimaryHistory::new(Duration::from_secs(1)).lag(at(0), Lsn(1)),
-        None
-    );
-}

@@ -1,68 +1,9 @@
-//! The PostgreSQL wire protocol (v3) as pure functions over byte slices.
-//!
-//! Nothing here touches a socket (mini-redis's `frame.rs` rule): callers hand
-//! in the bytes they have, and "not enough bytes yet" is an ordinary `Ok(None)`,
-//! never an error. Errors mean the peer sent something that can never become a
-//! valid message (a bad length, a message over the size limit, a missing
-//! terminator), and the connection should be closed. This keeps the decoder
-//! fuzzable (`fuzz/`) and lets the hot path look only at 5-byte headers: bodies
-//! are decoded only for the few message kinds the gateway must understand.
-//!
-//! Encoders append to a `BytesMut` so a whole exchange is written with one
-//! syscall.
+//! Decoding what clients send: the startup packet (it has no tag) and
+//! frontend messages, each only as far as the gateway needs.
 
-use bytes::{BufMut, BytesMut};
-
-/// Protocol version 3.0, the only one spoken.
-pub const PROTOCOL_VERSION_3: i32 = 196_608;
-/// Special "versions" in the startup packet.
-pub const SSL_REQUEST_CODE: i32 = 80_877_103;
-pub const GSSENC_REQUEST_CODE: i32 = 80_877_104;
-pub const CANCEL_REQUEST_CODE: i32 = 80_877_102;
-/// PostgreSQL's own limit for a startup packet.
-pub const MAX_STARTUP_PACKET: usize = 10_000;
-
-/// A message that can never be valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolError {
-    #[error("invalid message length {len} for message type {tag:?}")]
-    BadLength { tag: char, len: i64 },
-    #[error("message type {tag:?} of {len} bytes exceeds max_packet_size ({max} bytes)")]
-    TooLarge { tag: char, len: usize, max: usize },
-    #[error("malformed {what}")]
-    Malformed { what: &'static str },
-    #[error("unsupported protocol version {major}.{minor}")]
-    UnsupportedVersion { major: u16, minor: u16 },
-}
-
-fn malformed(what: &'static str) -> ProtocolError {
-    ProtocolError::Malformed { what }
-}
-
-/// The length of the whole message (tag included) at the start of `buf`,
-/// `Ok(None)` if its header or body is not all there yet.
-#[inline]
-pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ProtocolError> {
-    if buf.len() < 5 {
-        return Ok(None);
-    }
-    let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-    if len < 4 {
-        return Err(ProtocolError::BadLength {
-            tag: buf[0] as char,
-            len: len as i64,
-        });
-    }
-    let total = len as usize + 1;
-    if total > max {
-        return Err(ProtocolError::TooLarge {
-            tag: buf[0] as char,
-            len: total,
-            max,
-        });
-    }
-    Ok((buf.len() >= total).then_some(total))
-}
+use super::{cstr, frame_len, malformed, ProtocolError};
+use super::{CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, MAX_STARTUP_PACKET};
+use super::{PROTOCOL_VERSION_3, SSL_REQUEST_CODE};
 
 /// The first packet a client sends (it has no type byte).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,24 +68,6 @@ pub fn decode_startup(buf: &[u8]) -> Result<Option<(Startup, usize)>, ProtocolEr
         }
     };
     Ok(Some((startup, len)))
-}
-
-/// The first column of a DataRow body (`None` for NULL or a malformed row).
-pub fn data_row_first_column(body: &[u8]) -> Option<&[u8]> {
-    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
-    body.get(6..6 + usize::try_from(len).ok()?)
-}
-
-/// Splits a NUL-terminated string off the front of `buf`.
-#[inline]
-pub fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    // Most statement and portal names are empty: no search for those.
-    if buf.first() == Some(&0) {
-        return Some((&[], &buf[1..]));
-    }
-    // memchr scans a word at a time: every Query and Parse passes here.
-    let end = memchr::memchr(0, buf)?;
-    Some((&buf[..end], &buf[end + 1..]))
 }
 
 /// A frontend message, decoded only as far as the gateway needs.
@@ -281,208 +204,13 @@ pub fn decode_frontend_message(
     }
 }
 
-/// Fields of an ErrorResponse or NoticeResponse body.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErrorFields {
-    pub severity: String,
-    pub code: String,
-    pub message: String,
-}
-
-/// Reads severity, SQLSTATE and message from an ErrorResponse body.
-pub fn decode_error_fields(body: &[u8]) -> ErrorFields {
-    let mut fields = ErrorFields::default();
-    let mut rest = body;
-    while let Some((&kind, after)) = rest.split_first() {
-        if kind == 0 {
-            break;
-        }
-        let Some((value, after)) = cstr(after) else {
-            break;
-        };
-        let value = String::from_utf8_lossy(value).into_owned();
-        match kind {
-            b'S' => fields.severity = value,
-            b'C' => fields.code = value,
-            b'M' => fields.message = value,
-            _ => {}
-        }
-        rest = after;
-    }
-    fields
-}
-
-// ---- encoders -------------------------------------------------------------
-
-/// Starts a message of type `tag`; returns the position of its length field.
-#[inline]
-fn begin(buf: &mut BytesMut, tag: u8) -> usize {
-    buf.put_u8(tag);
-    let at = buf.len();
-    buf.put_i32(0);
-    at
-}
-
-/// Fills in the length of the message begun at `at`.
-#[inline]
-fn finish(buf: &mut BytesMut, at: usize) {
-    let len = (buf.len() - at) as i32;
-    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-}
-
-fn put_cstr(buf: &mut BytesMut, s: &[u8]) {
-    buf.put_slice(s);
-    buf.put_u8(0);
-}
-
-/// `Authentication*` with its subtype code and payload.
-pub fn authentication(buf: &mut BytesMut, code: i32, payload: &[u8]) {
-    let at = begin(buf, b'R');
-    buf.put_i32(code);
-    buf.put_slice(payload);
-    finish(buf, at);
-}
-
-pub const AUTH_OK: i32 = 0;
-pub const AUTH_CLEARTEXT: i32 = 3;
-pub const AUTH_MD5: i32 = 5;
-pub const AUTH_SASL: i32 = 10;
-pub const AUTH_SASL_CONTINUE: i32 = 11;
-pub const AUTH_SASL_FINAL: i32 = 12;
-
-pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
-    let at = begin(buf, b'S');
-    put_cstr(buf, name.as_bytes());
-    put_cstr(buf, value.as_bytes());
-    finish(buf, at);
-}
-
-pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
-    let at = begin(buf, b'K');
-    buf.put_i32(pid);
-    buf.put_i32(secret);
-    finish(buf, at);
-}
-
-pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
-    let at = begin(buf, b'Z');
-    buf.put_u8(status);
-    finish(buf, at);
-}
-
-/// An ErrorResponse (`severity` ERROR or FATAL) with SQLSTATE `code`.
-pub fn error_response(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
-    let at = begin(buf, b'E');
-    for (kind, value) in [
-        (b'S', severity),
-        (b'V', severity),
-        (b'C', code),
-        (b'M', message),
-    ] {
-        buf.put_u8(kind);
-        put_cstr(buf, value.as_bytes());
-    }
-    buf.put_u8(0);
-    finish(buf, at);
-}
-
-/// A v3 startup message to a server.
-pub fn startup_message(buf: &mut BytesMut, params: &[(&str, &str)]) {
-    let at = buf.len();
-    buf.put_i32(0);
-    buf.put_i32(PROTOCOL_VERSION_3);
-    for (name, value) in params {
-        put_cstr(buf, name.as_bytes());
-        put_cstr(buf, value.as_bytes());
-    }
-    buf.put_u8(0);
-    finish(buf, at);
-}
-
-pub fn cancel_request(buf: &mut BytesMut, pid: i32, secret: i32) {
-    buf.put_i32(16);
-    buf.put_i32(CANCEL_REQUEST_CODE);
-    buf.put_i32(pid);
-    buf.put_i32(secret);
-}
-
-/// A PasswordMessage / SASLResponse: `p` with a raw payload.
-pub fn password_message(buf: &mut BytesMut, payload: &[u8]) {
-    let at = begin(buf, b'p');
-    buf.put_slice(payload);
-    finish(buf, at);
-}
-
-pub fn sasl_initial_response(buf: &mut BytesMut, mechanism: &str, data: &[u8]) {
-    let at = begin(buf, b'p');
-    put_cstr(buf, mechanism.as_bytes());
-    buf.put_i32(data.len() as i32);
-    buf.put_slice(data);
-    finish(buf, at);
-}
-
-pub fn query(buf: &mut BytesMut, sql: &str) {
-    let at = begin(buf, b'Q');
-    put_cstr(buf, sql.as_bytes());
-    finish(buf, at);
-}
-
-pub fn parse(buf: &mut BytesMut, name: &[u8], query: &[u8], param_types: &[u8]) {
-    let at = begin(buf, b'P');
-    put_cstr(buf, name);
-    put_cstr(buf, query);
-    buf.put_slice(param_types);
-    finish(buf, at);
-}
-
-pub fn bind(buf: &mut BytesMut, portal: &[u8], statement: &[u8], rest: &[u8]) {
-    let at = begin(buf, b'B');
-    put_cstr(buf, portal);
-    put_cstr(buf, statement);
-    buf.put_slice(rest);
-    finish(buf, at);
-}
-
-/// Describe (`tag` b'D') or Close (`tag` b'C') of a statement or portal.
-pub fn describe_or_close(buf: &mut BytesMut, tag: u8, kind: u8, name: &[u8]) {
-    let at = begin(buf, tag);
-    buf.put_u8(kind);
-    put_cstr(buf, name);
-    finish(buf, at);
-}
-
-pub fn sync(buf: &mut BytesMut) {
-    buf.put_slice(&[b'S', 0, 0, 0, 4]);
-}
-
-pub fn terminate(buf: &mut BytesMut) {
-    buf.put_slice(&[b'X', 0, 0, 0, 4]);
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
-
-    #[test]
-    fn nul_terminated_strings() {
-        assert_eq!(cstr(b"\0rest"), Some((&b""[..], &b"rest"[..])));
-        assert_eq!(cstr(b"ab\0c\0"), Some((&b"ab"[..], &b"c\0"[..])));
-        assert_eq!(cstr(b"\0"), Some((&b""[..], &b""[..])));
-        assert_eq!(cstr(b"ab"), None);
-        assert_eq!(cstr(b""), None);
-    }
-
-    #[test]
-    fn data_row_first_column_reads_text_not_null_or_truncated() {
-        // Two columns: "0/16B3748" and NULL.
-        let mut body = vec![0, 2, 0, 0, 0, 9];
-        body.extend_from_slice(b"0/16B3748");
-        body.extend_from_slice(&(-1i32).to_be_bytes());
-        assert_eq!(data_row_first_column(&body), Some(&b"0/16B3748"[..]));
-        assert_eq!(data_row_first_column(&[0, 1, 255, 255, 255, 255]), None);
-        assert_eq!(data_row_first_column(&[0, 1, 0, 0, 0, 9, b'0']), None);
-        assert_eq!(data_row_first_column(&[0, 1]), None);
-    }
+    use crate::protocol::decode_error_fields;
+    use crate::protocol::encode::*;
 
     fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];
@@ -500,23 +228,6 @@ mod tests {
         let (decoded, used) = decode_frontend_message(&m, 1 << 20).unwrap().unwrap();
         assert_eq!(decoded, Frontend::Query(b"select 1"));
         assert_eq!(used, m.len());
-    }
-
-    #[test]
-    fn oversized_and_negative_lengths_are_errors() {
-        let m = msg(b'Q', &[b'x'; 2000]);
-        assert!(matches!(
-            frame_len(&m, 1024),
-            Err(ProtocolError::TooLarge { tag: 'Q', .. })
-        ));
-        assert!(matches!(
-            frame_len(&[b'Q', 0xff, 0xff, 0xff, 0xff], 1024),
-            Err(ProtocolError::BadLength { .. })
-        ));
-        assert!(matches!(
-            frame_len(&[b'Q', 0, 0, 0, 3], 1024),
-            Err(ProtocolError::BadLength { .. })
-        ));
     }
 
     #[test]
@@ -590,17 +301,6 @@ mod tests {
         assert!(decode_startup(&[0x7f, 0, 0, 0, 0, 3, 0, 0]).is_err());
         // a parameter without its terminator
         assert!(decode_startup(&[0, 0, 0, 11, 0, 3, 0, 0, b'u', b's', b'e']).is_err());
-    }
-
-    #[test]
-    fn error_response_round_trips() {
-        let mut buf = BytesMut::new();
-        error_response(&mut buf, "FATAL", "53300", "too many");
-        let fields = decode_error_fields(&buf[5..]);
-        assert_eq!(fields.severity, "FATAL");
-        assert_eq!(fields.code, "53300");
-        assert_eq!(fields.message, "too many");
-        assert_eq!(frame_len(&buf, 1 << 20), Ok(Some(buf.len())));
     }
 
     #[test]

@@ -1,0 +1,145 @@
+use super::*;
+use crate::balance::config::StickyMode;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("gw.toml"), text)
+}
+
+const MINIMAL: &str = "[proxy]\nauth_type = \"trust\"\n[databases.app]\nhost = \"127.0.0.1\"\n";
+
+#[test]
+fn minimal_file_gets_pgbouncer_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.proxy.listen_port, 6432);
+    assert_eq!(config.proxy.pool_mode, PoolMode::Session);
+    let pool = config.pool_settings("app", "anyone").unwrap();
+    assert_eq!(pool.dbname, "app");
+    assert_eq!(pool.port, 5432);
+    assert_eq!(pool.pool_size, 20);
+    assert!(config.pool_settings("other", "anyone").is_none());
+}
+
+#[test]
+fn user_overrides_win_over_database_and_defaults() {
+    let text =
+        "[proxy]\nauth_type = \"trust\"\npool_mode = \"transaction\"\ndefault_pool_size = 7\n\
+                [databases.app]\nhost = \"db\"\nport = 5433\ndbname = \"real\"\npool_size = 9\n\
+                [users.background]\npool_size = 150\npool_mode = \"session\"\n";
+    let config = parse(text).unwrap();
+    let app = config.pool_settings("app", "app").unwrap();
+    assert_eq!((app.pool_size, app.pool_mode), (9, PoolMode::Transaction));
+    assert_eq!(app.dbname, "real");
+    let bg = config.pool_settings("app", "background").unwrap();
+    assert_eq!((bg.pool_size, bg.pool_mode), (150, PoolMode::Session));
+}
+
+#[test]
+fn fractional_and_integer_seconds() {
+    let text = MINIMAL.to_string();
+    let text = text.replace(
+        "[proxy]\n",
+        "[proxy]\nreserve_pool_timeout = 0.25\nserver_idle_timeout = 30\n",
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.proxy.reserve_pool_timeout.0,
+        Duration::from_millis(250)
+    );
+    assert_eq!(config.proxy.server_idle_timeout.0, Duration::from_secs(30));
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_key_names_its_line() {
+    let text = MINIMAL.replace("[databases.app]\n", "[databases.app]\nhots = \"x\"\n");
+    let message = error(&text);
+    assert!(message.starts_with("gw.toml:4: "), "{message}");
+    assert!(message.contains("hots"), "{message}");
+}
+
+#[test]
+fn bad_values_name_their_line() {
+    let text = MINIMAL.replace("[proxy]\n", "[proxy]\npool_mode = \"statement\"\n");
+    assert!(error(&text).starts_with("gw.toml:2: "), "{}", error(&text));
+    let text = MINIMAL.replace("[proxy]\n", "[proxy]\n\ndefault_pool_size = 0\n");
+    assert!(error(&text).starts_with("gw.toml:3: default_pool_size must be at least 1"));
+    let text = MINIMAL.replace("[proxy]\n", "[proxy]\nquery_wait_timeout = -1\n");
+    assert!(error(&text).starts_with("gw.toml:2: "), "{}", error(&text));
+    let text = MINIMAL.replace("[proxy]\n", "[proxy]\nlisten_addr = \"nowhere\"\n");
+    assert!(error(&text).starts_with("gw.toml:2: listen_addr"));
+    let text = MINIMAL.replace("[proxy]\n", "[proxy]\nlisten_port = 70000\n");
+    assert!(error(&text).starts_with("gw.toml:2: "), "{}", error(&text));
+}
+
+#[test]
+fn broken_toml_names_its_line() {
+    let message = error("[proxy]\nlisten_port = \n");
+    assert!(message.starts_with("gw.toml:2: "), "{message}");
+}
+
+#[test]
+fn password_auth_needs_an_auth_file() {
+    let text = MINIMAL.replace("auth_type = \"trust\"\n", "");
+    assert!(error(&text).contains("needs an auth_file"));
+}
+
+#[test]
+fn missing_auth_file_names_the_setting_line() {
+    let text = MINIMAL.replace("auth_type = \"trust\"\n", "auth_file = \"nope.txt\"\n");
+    let message = error(&text);
+    assert!(message.starts_with("gw.toml:2: auth_file"), "{message}");
+}
+
+#[test]
+fn no_databases_is_an_error() {
+    assert!(error("[proxy]\nauth_type = \"trust\"\n").contains("no [databases.NAME]"));
+}
+
+#[test]
+fn replicas_and_load_balancing_are_read_and_checked_with_lines() {
+    let text = "[proxy]\nauth_type = \"trust\"\n[databases.app]\nhost = \"127.0.0.1\"\n\
+                replicas = [\"127.0.0.1:5433\", \"127.0.0.1:5434\"]\n\
+                [load_balancing]\nsticky = \"key\"\nprimary_only_users = [\"background\"]\n";
+    let config = parse(text).unwrap();
+    assert_eq!(config.databases["app"].replicas.len(), 2);
+    assert_eq!(config.load_balancing.sticky, StickyMode::Key);
+    assert!(config.load_balancing.is_primary_only("background"));
+    let shown = config.to_string();
+    assert!(
+        shown.contains("replicas = [\"127.0.0.1:5433\", \"127.0.0.1:5434\"]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("[load_balancing]\nenabled = true"),
+        "{shown}"
+    );
+
+    let message = error(&text.replace("5434", "5432"));
+    assert_eq!(
+        message,
+        "gw.toml:3: databases.app.replicas: 127.0.0.1:5432 is the primary itself"
+    );
+    let message = error(&text.replace("\"127.0.0.1:5434\"", "\"nohost\""));
+    assert!(message.starts_with("gw.toml:5: "), "{message}");
+    let message = error(&text.replace("sticky = \"key\"", "sticky = \"always\""));
+    assert!(message.starts_with("gw.toml:7: "), "{message}");
+    let message = error(&text.replace(
+        "sticky = \"key\"",
+        "replica_check_interval = 5\nmax_replication_lag_time = 1",
+    ));
+    assert!(
+        message.starts_with("gw.toml:6: load_balancing.max_replication_lag_time"),
+        "{message}"
+    );
+}
+
+#[test]
+fn check_output_lists_resolved_pools() {
+    let shown = parse(MINIMAL).unwrap().to_string();
+    assert!(shown.contains(
+        "[databases.app]\nhost = \"127.0.0.1\"\nport = 5432\ndbname = \"app\"\npool_size = 20"
+    ));
+}
