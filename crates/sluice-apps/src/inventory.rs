@@ -1,6 +1,6 @@
 //! `sluice apps`: every app with its pages, owners (`CODEOWNERS`), the roles
 //! it is shared with per environment (`share.yml`), its compliance status
-//! (`sluice check`'s engine) and its last deploy per environment (the audit
+//! ([`crate::compliance`], as `sluice check` reports it) and its last deploy per environment (the audit
 //! log).
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use globset::{Glob, GlobSetBuilder};
 use serde::Serialize;
 
 use crate::audit::AuditEntry;
+use crate::compliance::{self, RulesFile};
 use crate::deploy::share;
 use crate::workspace::Workspace;
 
@@ -113,15 +114,7 @@ pub fn inventory(ws: &Workspace, history: &[AuditEntry]) -> Vec<AppInfo> {
 
 /// `sluice check`'s verdict per app; empty when the rules cannot be used.
 fn compliance(ws: &Workspace) -> BTreeMap<String, Compliance> {
-    let rules_path = ws.root().join("compliance").join("rules.yml");
-    let Ok(rules) = sluice_rules::load_rules(&rules_path, "compliance/rules.yml") else {
-        return BTreeMap::new();
-    };
-    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
-    let Ok(checked) = sluice_rules::Workspace::discover(ws.root(), &apps_dir) else {
-        return BTreeMap::new();
-    };
-    let Ok(report) = sluice_rules::check(&checked, &rules, &Default::default()) else {
+    let Ok(report) = compliance::check(ws, &RulesFile::of(ws), None) else {
         return BTreeMap::new();
     };
     report

@@ -380,3 +380,61 @@ fn an_app_failing_check_is_refused_in_every_environment() {
     deploy::plan_deploy(&ws, "main_app", "test", &[]).unwrap();
     assert_snow_accepts(&ws.root().join(".sluice/build/test/main_app"));
 }
+
+#[test]
+fn the_folder_holds_the_files_the_check_reads() {
+    let (_dir, ws) = workspace();
+    // A virtualenv and a cache inside the app are neither checked nor uploaded;
+    // nor are hidden files or compiled Python.
+    write(
+        &ws,
+        "applications/sales_dashboard/venv/lib/site.py",
+        "import os\n",
+    );
+    write(&ws, "applications/sales_dashboard/__pycache__/x.pyc", "");
+    write(&ws, "applications/sales_dashboard/.env", "SECRET=1\n");
+    write(&ws, "applications/sales_dashboard/pages/__init__.py", "");
+    write(
+        &ws,
+        "applications/sales_dashboard/data/regions.csv",
+        "north\n",
+    );
+    let plan = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap();
+    assert_eq!(
+        plan.files,
+        [
+            "snowflake.yml",
+            "README.md",
+            "components/__init__.py",
+            "components/base_page.py",
+            "dashboard.py",
+            "data/regions.csv",
+            "environment.yml",
+            "pages/__init__.py",
+            "pages/analytics.py",
+        ]
+    );
+    assert_snow_accepts(&ws.root().join(".sluice/build/test/sales_dashboard"));
+}
+
+#[test]
+fn a_share_file_that_is_not_a_mapping_is_refused_with_its_location() {
+    let (_dir, ws) = workspace();
+    // No share rule in force, so only the deploy's own reading of the file stops it.
+    write(&ws, "compliance/rules.yml", "# no rules\n");
+    write(
+        &ws,
+        "applications/sales_dashboard/share.yml",
+        "- DATA_ANALYST\n",
+    );
+    let err = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:1: share file must be a YAML mapping with a `share` key",
+            ws.root()
+                .join("applications/sales_dashboard/share.yml")
+                .display()
+        )
+    );
+}

@@ -362,6 +362,12 @@ fn apps_lists_owners_and_compliance() {
     text.push_str("/applications/sales_dashboard/  @sales-analytics @jane\n");
     fs::write(&owners, text).unwrap();
     fs::remove_file(root.join("applications/main_app/share.yml")).unwrap();
+    // A package marker is not a page (for `sluice check` and the inventory alike).
+    fs::write(
+        root.join("applications/sales_dashboard/pages/__init__.py"),
+        "",
+    )
+    .unwrap();
     let apps = ok(sluice(&root).args(["apps", "--format", "json"]));
     let json: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap();
     let names: Vec<&str> = json
@@ -375,6 +381,11 @@ fn apps_lists_owners_and_compliance() {
         json[1]["owners"],
         serde_json::json!(["@sales-analytics", "@jane"])
     );
+    assert_eq!(
+        json[1]["pages"],
+        serde_json::json!(["dashboard.py", "pages/analytics.py"])
+    );
+    assert_eq!(json[1]["compliance"]["status"], "passed");
     assert_eq!(json[0]["compliance"]["status"], "failed");
     assert_eq!(json[0]["shared"]["test"], serde_json::json!([]));
     let table = ok(sluice(&root).arg("apps"));

@@ -11,6 +11,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sluice_rules::workspace as layout;
+
 use super::{io_error, PlanError, Target};
 use crate::names;
 use crate::workspace::{App, Workspace, COMPONENTS_DIR};
@@ -40,14 +42,24 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
         fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
     }
 
-    let mut files = Vec::new();
-    collect(&app.dir, "", &mut files)?;
-    files.retain(|(rel, _)| !NOT_UPLOADED.contains(&rel.as_str()));
+    let mut files = read_uploaded(
+        &app.dir,
+        app.files
+            .iter()
+            .map(String::as_str)
+            .filter(|rel| !NOT_UPLOADED.contains(rel)),
+        "",
+    )?;
     if imports_components(&files) {
         let components = ws.components_dir();
-        let mut shared = Vec::new();
-        collect(&components, &format!("{COMPONENTS_DIR}/"), &mut shared)?;
-        files.extend(shared);
+        let shared =
+            layout::files_under(&components, COMPONENTS_DIR).map_err(io_error(&components))?;
+        let shared = shared.iter().map(|f| &f[COMPONENTS_DIR.len() + 1..]);
+        files.extend(read_uploaded(
+            &components,
+            shared,
+            &format!("{COMPONENTS_DIR}/"),
+        )?);
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
 
@@ -85,27 +97,25 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
     Ok(Built { relative, contents })
 }
 
-/// Every file under `dir` (recursively, skipping hidden files, `__pycache__`
-/// and compiled Python), as (`prefix` + relative path, contents).
-fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), PlanError> {
-    let entries = fs::read_dir(dir).map_err(io_error(dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "__pycache__" || name.ends_with(".pyc") {
+/// The contents of `files` (relative to `dir`, from the workspace layout,
+/// which already leaves out hidden folders, caches and virtualenvs), except
+/// hidden files and compiled Python, named `prefix` + relative path.
+fn read_uploaded<'a>(
+    dir: &Path,
+    files: impl Iterator<Item = &'a str>,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, PlanError> {
+    let mut out = Vec::new();
+    for rel in files {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if name.starts_with('.') || name.ends_with(".pyc") {
             continue;
         }
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io_error(&path))?;
-        let rel = format!("{prefix}{name}");
-        if kind.is_dir() {
-            collect(&path, &format!("{rel}/"), out)?;
-        } else if path.is_file() {
-            let bytes = fs::read(&path).map_err(io_error(&path))?;
-            out.push((rel, bytes));
-        }
+        let path = dir.join(rel);
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        out.push((format!("{prefix}{rel}"), bytes));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Whether any Python file imports the shared `components` package.

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use sluice_rules::ShareError;
+
 use crate::audit::{self, AuditEntry};
+use crate::compliance::{self, ComplianceError, RulesFile};
 use crate::config::ConfigError;
 use crate::workspace::{App, Workspace, WorkspaceError};
 
@@ -137,14 +140,14 @@ pub enum PlanError {
     },
     #[error("app folder `{0}` is not a valid app name: rename it to a lowercase snake_case identifier to deploy it")]
     InvalidAppName(String),
-    #[error("cannot check `{app}`: {message}")]
-    CheckUnavailable { app: String, message: String },
-    #[error("{}:{line}: {message}", .path.display())]
-    Share {
-        path: PathBuf,
-        line: usize,
-        message: String,
+    #[error("cannot check `{app}`: {error}")]
+    CheckUnavailable {
+        app: String,
+        // Boxed: a rules error is large, and every plan result carries the space.
+        error: Box<ComplianceError>,
     },
+    #[error("{}:{}: {error}", .path.display(), .error.line)]
+    Share { path: PathBuf, error: ShareError },
     #[error("{}: {message}", .path.display())]
     Io { path: PathBuf, message: String },
     #[error("{0}")]
@@ -211,29 +214,20 @@ impl Target {
 }
 
 /// Refuses an app that `sluice check` reports errors for (the workspace's
-/// `compliance/rules.yml`, as `sluice check` reads it). No environment is
-/// exempt.
+/// `compliance/rules.yml`, through [`compliance::check`] as `sluice check`
+/// reads it). No environment is exempt.
 pub fn require_compliant(
     ws: &Workspace,
     app: &App,
     action: Action,
     env: &str,
 ) -> Result<(), PlanError> {
-    let unavailable = |message: String| PlanError::CheckUnavailable {
-        app: app.name.clone(),
-        message,
-    };
-    let rules_path = ws.root().join("compliance").join("rules.yml");
-    let rules = sluice_rules::load_rules(&rules_path, "compliance/rules.yml")
-        .map_err(|e| unavailable(e.to_string()))?;
-    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
-    let checked = sluice_rules::Workspace::discover(ws.root(), &apps_dir)
-        .map_err(|e| unavailable(e.to_string()))?;
-    let options = sluice_rules::CheckOptions {
-        app: Some(app.name.clone()),
-    };
-    let report =
-        sluice_rules::check(&checked, &rules, &options).map_err(|e| unavailable(e.to_string()))?;
+    let report = compliance::check(ws, &RulesFile::of(ws), Some(&app.name)).map_err(|error| {
+        PlanError::CheckUnavailable {
+            app: app.name.clone(),
+            error: Box::new(error),
+        }
+    })?;
     let errors = report.count(sluice_rules::Severity::Error);
     if errors > 0 {
         return Err(PlanError::CheckFailed {

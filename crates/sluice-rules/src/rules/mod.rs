@@ -139,8 +139,29 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
 }
 
+/// Why a rule entry cannot be compiled. The rules file names the entry
+/// (`class_rules[0]: ...`, see [`crate::ConfigError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("invalid glob `{pattern}`: {error}")]
+    Glob {
+        pattern: String,
+        error: globset::Error,
+    },
+    #[error("invalid globs: {0}")]
+    GlobSet(globset::Error),
+    #[error("`id` must not be empty")]
+    EmptyId,
+    #[error("`name` must contain letters or digits (or set `id`)")]
+    UnnamedRule,
+    #[error("`module_name` must not be empty")]
+    EmptyModuleName,
+    #[error("max_roles ({max}) is less than min_roles ({min})")]
+    RoleRange { min: usize, max: usize },
+}
+
 /// Compiles a list of globs; `None` when empty.
-pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, String> {
+pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, RuleError> {
     if globs.is_empty() {
         return Ok(None);
     }
@@ -148,14 +169,17 @@ pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, String> {
     for g in globs {
         builder.add(compile_glob(g)?);
     }
-    builder.build().map(Some).map_err(|e| e.to_string())
+    builder.build().map(Some).map_err(RuleError::GlobSet)
 }
 
-pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, String> {
+pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, RuleError> {
     globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
+        .map_err(|error| RuleError::Glob {
+            pattern: pattern.to_string(),
+            error,
+        })
 }
 
 /// Builds the metadata from a rule entry's shared keys.
@@ -164,11 +188,11 @@ macro_rules! meta_of {
         let e = &$entry;
         let id = match &e.id {
             Some(id) if !id.trim().is_empty() => id.trim().to_string(),
-            Some(_) => return Err("`id` must not be empty".to_string()),
+            Some(_) => return Err(RuleError::EmptyId),
             None => slug(&e.name),
         };
         if id.is_empty() {
-            return Err("`name` must contain letters or digits (or set `id`)".to_string());
+            return Err(RuleError::UnnamedRule);
         }
         RuleMeta {
             id,
@@ -346,42 +370,42 @@ impl Findings {
 }
 
 impl Rule {
-    pub fn class(e: crate::config::ClassRuleEntry) -> Result<Rule, String> {
+    pub fn class(e: crate::config::ClassRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Class);
         Ok(Rule {
             meta,
             check: RuleCheck::Class(class::ClassRule::new(e)?),
         })
     }
-    pub fn function(e: crate::config::FunctionRuleEntry) -> Result<Rule, String> {
+    pub fn function(e: crate::config::FunctionRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Function);
         Ok(Rule {
             meta,
             check: RuleCheck::Function(function::FunctionRule::new(e)?),
         })
     }
-    pub fn import(e: crate::config::ImportRuleEntry) -> Result<Rule, String> {
+    pub fn import(e: crate::config::ImportRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Import);
         Ok(Rule {
             meta,
             check: RuleCheck::Import(import::ImportRule::new(e)?),
         })
     }
-    pub fn file(e: crate::config::FileRuleEntry) -> Result<Rule, String> {
+    pub fn file(e: crate::config::FileRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::File);
         Ok(Rule {
             meta,
             check: RuleCheck::File(file::FileRule::new(e)?),
         })
     }
-    pub fn sql(e: crate::config::SqlRuleEntry) -> Result<Rule, String> {
+    pub fn sql(e: crate::config::SqlRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Sql);
         Ok(Rule {
             meta,
             check: RuleCheck::Sql(sql::SqlRule::new(e)?),
         })
     }
-    pub fn share(e: crate::config::ShareRuleEntry) -> Result<Rule, String> {
+    pub fn share(e: crate::config::ShareRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Share);
         Ok(Rule {
             meta,
