@@ -1,6 +1,6 @@
 //! The rules file model (`compliance/rules.yml`).
 //!
-//! The YAML shape is the one data teams already write: six lists, one per
+//! The YAML shape is the one data teams already write: a list per
 //! rule kind, each entry with `name`, `description`, `severity`, `required`
 //! and kind-specific keys. Only optional keys are added (`id`, `paths`,
 //! `exclude`). Parsing uses `serde_norway` (the maintained `serde_yaml` fork)
@@ -187,6 +187,20 @@ rule_entry! {
     }
 }
 
+rule_entry! {
+    /// `runtime_rules[]`: the app's packages file is the one its runtime
+    /// (from its `snowflake.yml`) reads, and suits that runtime.
+    RuntimeRuleEntry {
+        #[serde(default = "container_min_streamlit")]
+        container_min_streamlit: String,
+    }
+}
+
+/// The oldest Streamlit Snowflake's container runtime runs.
+fn container_min_streamlit() -> String {
+    "1.50".to_string()
+}
+
 fn star() -> String {
     "*".to_string()
 }
@@ -219,6 +233,8 @@ pub struct RulesFile {
     pub sql_rules: Vec<SqlRuleEntry>,
     #[serde(default)]
     pub share_rules: Vec<ShareRuleEntry>,
+    #[serde(default)]
+    pub runtime_rules: Vec<RuntimeRuleEntry>,
 }
 
 impl RulesFile {
@@ -286,6 +302,13 @@ impl RulesFile {
             "share_rules",
             self.share_rules,
             Rule::share,
+            &mut rules,
+        )?;
+        compile_list(
+            path,
+            "runtime_rules",
+            self.runtime_rules,
+            Rule::runtime,
             &mut rules,
         )?;
         let mut seen = std::collections::HashSet::new();

@@ -12,6 +12,8 @@
 //!   files and which of them are pages.
 //! - [`share_file`] — the `share.yml` model, for the share rules and for
 //!   deploy.
+//! - [`project_file`] — an app's own `snowflake.yml` (its streamlit entity
+//!   and runtime), for the runtime rules and for deploy.
 //! - [`python`] — one `ruff_python_parser` parse per file → classes, bases,
 //!   methods, functions, imports, SQL string literals with their lines.
 //! - [`sql`] — statement splitting, comment stripping, read/write
@@ -27,6 +29,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod project_file;
 pub mod python;
 pub mod report;
 pub mod rules;

@@ -74,14 +74,8 @@ impl ShareFile {
     /// Parses a share file's text.
     pub fn parse(text: &str) -> Result<ShareFile, ShareError> {
         let doc: Value = serde_norway::from_str(text).map_err(|e| {
-            let message = e.to_string();
-            ShareError {
-                line: e.location().map_or(1, |l| l.line() as u32),
-                message: format!(
-                    "invalid YAML: {}",
-                    message.split(" at line ").next().unwrap_or(&message)
-                ),
-            }
+            let (line, message) = crate::source::yaml_error(&e);
+            ShareError { line, message }
         })?;
         let Value::Mapping(map) = doc else {
             return Err(ShareError {

@@ -7,13 +7,15 @@
 //! plan writes only the deployment folder (`.sluice/build/<env>/<app>/`,
 //! kept so people can inspect it); it never talks to Snowflake.
 //!
-//! - [`folder`]: the deployment folder and its generated `snowflake.yml`.
+//! - [`folder`]: the deployment folder.
+//! - [`project`]: its `snowflake.yml`, the app's own merged with the environment.
 //! - [`share`]: `share.yml` roles, and the roles to revoke since the last deploy.
 //! - [`changed`]: `--changed-since REV`, the apps whose files changed.
 //! - [`run`]: executes a plan with the `snow` CLI and prints each step.
 
 pub mod changed;
 pub mod folder;
+pub mod project;
 pub mod run;
 pub mod share;
 
@@ -26,7 +28,7 @@ use sluice_rules::ShareError;
 
 use crate::audit::{self, AuditEntry};
 use crate::compliance::{self, ComplianceError, RulesFile};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, StreamlitPolicy};
 use crate::workspace::{App, Workspace, WorkspaceError};
 
 /// The program every step runs (replaceable when executing, see [`run`]).
@@ -150,6 +152,22 @@ pub enum PlanError {
     Share { path: PathBuf, error: ShareError },
     #[error("{}: {message}", .path.display())]
     Io { path: PathBuf, message: String },
+    /// The app's `snowflake.yml` cannot be used.
+    #[error("{}:{line}: {message}", .path.display())]
+    Project {
+        path: PathBuf,
+        line: u32,
+        message: String,
+    },
+    /// The environment's `streamlit:` policy refuses the app.
+    #[error("refusing to deploy `{app}` to `{env}`: {message}")]
+    Policy {
+        app: String,
+        env: String,
+        message: String,
+    },
+    #[error("environment `{env}` in sluice.yml: `streamlit.force` and `streamlit.forbid` cannot name `{key}` (sluice deploy sets it, or it is no streamlit entity key)")]
+    PolicyKey { env: String, key: String },
     #[error("{0}")]
     Git(String),
 }
@@ -173,6 +191,8 @@ pub struct Target {
     pub stage: Option<String>,
     /// Role the commands run as; the connection's default when absent.
     pub role: Option<String>,
+    /// What the environment allows and imposes in the apps' `snowflake.yml`.
+    pub streamlit: StreamlitPolicy,
 }
 
 impl Target {
@@ -195,6 +215,7 @@ impl Target {
             warehouse: need("warehouse", values.warehouse)?,
             stage: values.stage,
             role: values.role,
+            streamlit: values.streamlit,
         })
     }
 

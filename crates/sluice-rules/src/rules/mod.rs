@@ -1,4 +1,5 @@
-//! The rule kinds: one module each, and the registry table below.
+//! The rule kinds: one module each (class, function, import, file, sql,
+//! share, runtime), and the registry table below.
 //!
 //! Rules never walk the workspace themselves (ruff's model): the engine
 //! parses every file once, then calls each rule's `check` with one
@@ -9,6 +10,7 @@ pub mod class;
 pub mod file;
 pub mod function;
 pub mod import;
+pub mod runtime;
 pub mod share;
 pub mod sql;
 
@@ -33,6 +35,7 @@ pub enum RuleKind {
     File,
     Sql,
     Share,
+    Runtime,
     /// Built in: a Python file that does not parse.
     Syntax,
 }
@@ -76,6 +79,11 @@ pub const KINDS: &[KindInfo] = &[
         yaml_key: "share_rules",
         title: "Share rules",
     },
+    KindInfo {
+        kind: RuleKind::Runtime,
+        yaml_key: "runtime_rules",
+        title: "Runtime rules",
+    },
 ];
 
 impl RuleKind {
@@ -87,6 +95,7 @@ impl RuleKind {
             RuleKind::File => "file",
             RuleKind::Sql => "sql",
             RuleKind::Share => "share",
+            RuleKind::Runtime => "runtime",
             RuleKind::Syntax => "syntax",
         }
     }
@@ -131,6 +140,7 @@ pub enum RuleCheck {
     File(file::FileRule),
     Sql(sql::SqlRule),
     Share(share::ShareRule),
+    Runtime(runtime::RuntimeRule),
 }
 
 /// All rules of a rules file, in file order.
@@ -158,6 +168,8 @@ pub enum RuleError {
     EmptyModuleName,
     #[error("max_roles ({max}) is less than min_roles ({min})")]
     RoleRange { min: usize, max: usize },
+    #[error("`{key}`: `{value}` is not a version")]
+    InvalidVersion { key: &'static str, value: String },
 }
 
 /// Compiles a list of globs; `None` when empty.
@@ -412,6 +424,13 @@ impl Rule {
             check: RuleCheck::Share(share::ShareRule::new(e)?),
         })
     }
+    pub fn runtime(e: crate::config::RuntimeRuleEntry) -> Result<Rule, RuleError> {
+        let meta = meta_of!(e, RuleKind::Runtime);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Runtime(runtime::RuntimeRule::new(e)?),
+        })
+    }
 
     /// Runs the rule over one app.
     pub fn check(&self, ctx: &AppContext, out: &mut Findings) {
@@ -422,6 +441,7 @@ impl Rule {
             RuleCheck::File(r) => r.check(&self.meta, ctx, out),
             RuleCheck::Sql(r) => r.check(&self.meta, ctx, out),
             RuleCheck::Share(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::Runtime(r) => r.check(&self.meta, ctx, out),
         }
     }
 
@@ -434,6 +454,7 @@ impl Rule {
             RuleCheck::File(r) => r.summary(),
             RuleCheck::Sql(r) => r.summary(),
             RuleCheck::Share(r) => r.summary(),
+            RuleCheck::Runtime(r) => r.summary(),
         }
     }
 }
