@@ -49,6 +49,7 @@ fn deploy_test() -> Vec<&'static str> {
         "deploy",
         "sales_dashboard",
         "--replace",
+        "--prune",
         "-p",
         ".sluice/build/test/sales_dashboard",
         "-c",
@@ -153,7 +154,7 @@ fn a_new_app_plans_its_folder_and_every_command() {
            dashboard.py\n  environment.yml\n  pages/analytics.py\n\
          Shared with: DATA_ANALYST\n\
          Commands:\n  \
-           1. snow streamlit deploy sales_dashboard --replace -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
+           1. snow streamlit deploy sales_dashboard --replace --prune -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
            2. snow streamlit share ANALYTICS_TEST.APPS.SALES_DASHBOARD DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n",
         deploy::short_digest(&plan.digest)
     );
@@ -177,8 +178,8 @@ fn prod_uses_the_prod_environment_and_an_app_without_pages_still_deploys() {
             "environment.yml",
         ]
     );
-    assert_eq!(argv(&plan)[0][6], ".sluice/build/prod/bare_app");
-    assert_eq!(argv(&plan)[0][8], "prod");
+    assert_eq!(argv(&plan)[0][7], ".sluice/build/prod/bare_app");
+    assert_eq!(argv(&plan)[0][9], "prod");
     let folder = ws.root().join(".sluice/build/prod/bare_app");
     assert!(folder.join("pages").is_dir());
     assert_snow_accepts(&folder);
@@ -645,4 +646,90 @@ fn an_apps_snowflake_yml_that_disagrees_with_the_framework_is_refused_with_its_l
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_removed_page_leaves_the_folder_and_the_stage() {
+    let (_dir, ws) = workspace();
+    let first = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap();
+    assert!(first.files.contains(&"pages/analytics.py".to_string()));
+    fs::remove_file(
+        ws.root()
+            .join("applications/sales_dashboard/pages/analytics.py"),
+    )
+    .unwrap();
+    let plan = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap();
+    assert!(!plan.files.iter().any(|f| f.starts_with("pages/analytics")));
+    let folder = ws.root().join(".sluice/build/test/sales_dashboard");
+    assert!(!folder.join("pages/analytics.py").exists());
+    // `--prune` deletes from the stage what the folder no longer has.
+    assert_eq!(
+        &argv(&plan)[0][..6],
+        [
+            "snow",
+            "streamlit",
+            "deploy",
+            "sales_dashboard",
+            "--replace",
+            "--prune"
+        ]
+    );
+    assert_snow_accepts(&folder);
+}
+
+#[test]
+fn a_removed_app_is_planned_as_revokes_then_a_drop() {
+    let (_dir, ws) = workspace();
+    let deployed = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap();
+    let history = vec![recorded(&deployed, &["DATA_ANALYST", "FINANCE_VIEWER"])];
+    fs::remove_dir_all(ws.root().join("applications/sales_dashboard")).unwrap();
+    let plan = deploy::plan_drop(&ws, "sales_dashboard", "test", &history, &[]).unwrap();
+    assert_eq!(plan.action, Action::Drop);
+    assert_eq!(plan.revoked, ["DATA_ANALYST", "FINANCE_VIEWER"]);
+    assert!(plan.roles.is_empty() && plan.folder.is_none());
+    let sql = |statement: &'static str| {
+        vec![
+            "snow",
+            "sql",
+            "-q",
+            statement,
+            "-c",
+            "test",
+            "--role",
+            "STREAMLIT_DEPLOYER",
+        ]
+    };
+    assert_eq!(
+        argv(&plan),
+        [
+            sql("REVOKE USAGE ON STREAMLIT ANALYTICS_TEST.APPS.SALES_DASHBOARD FROM ROLE DATA_ANALYST"),
+            sql("REVOKE USAGE ON STREAMLIT ANALYTICS_TEST.APPS.SALES_DASHBOARD FROM ROLE FINANCE_VIEWER"),
+            sql("DROP STREAMLIT IF EXISTS ANALYTICS_TEST.APPS.SALES_DASHBOARD"),
+        ]
+    );
+    let kinds: Vec<StepKind> = plan.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [StepKind::Revoke, StepKind::Revoke, StepKind::Drop]);
+    let rendered = plan.render();
+    assert!(
+        rendered.starts_with(&format!(
+            "Plan: drop sales_dashboard from test as ANALYTICS_TEST.APPS.SALES_DASHBOARD (digest {}, removed from the repository)\n",
+            deploy::short_digest(&plan.digest)
+        )),
+        "{rendered}"
+    );
+    assert!(rendered.contains("Shared with: none\nRevoked from: DATA_ANALYST, FINANCE_VIEWER\n"));
+    // Never deployed here (no history): the roles its share.yml listed, then the drop.
+    let plan = deploy::plan_drop(
+        &ws,
+        "sales_dashboard",
+        "prod",
+        &history,
+        &["EXECUTIVE".into()],
+    )
+    .unwrap();
+    assert_eq!(plan.revoked, ["EXECUTIVE"]);
+    assert_eq!(plan.steps.len(), 2);
+    assert!(plan
+        .render()
+        .contains("Last success: none recorded in prod\n"));
 }

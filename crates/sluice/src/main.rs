@@ -54,7 +54,7 @@ enum Command {
     Share(commands::deploy::ShareArgs),
     /// Show the audit trail of deploys and shares.
     Audit(commands::deploy::AuditArgs),
-    /// List every app: pages, owners, roles, compliance, last deploy.
+    /// List every app: pages, owners, roles, compliance, last deploy (or, with --live, what is live).
     Apps(commands::deploy::AppsArgs),
     /// Serve the PostgreSQL gateway (pooling, load balancing, sticky reads).
     Proxy(commands::proxy::ProxyArgs),

@@ -85,7 +85,7 @@ fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
            dashboard.py\n  environment.yml\n  pages/analytics.py\n\
          Shared with: DATA_ANALYST\n\
          Commands:\n  \
-           1. snow streamlit deploy sales_dashboard --replace -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
+           1. snow streamlit deploy sales_dashboard --replace --prune -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
            2. snow streamlit share ANALYTICS_TEST.APPS.SALES_DASHBOARD DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n\
          \n\
          Dry run: nothing was run and nothing recorded (deployment folders are kept for inspection).\n"
@@ -482,4 +482,168 @@ fn the_pipelines_deploy_test_job_deploys_every_app_then_only_changed_ones() {
     let head = git(&root, &["rev-parse", "HEAD"]);
     let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
     assert_eq!(last.stdout, format!("{head}\n"));
+}
+
+#[test]
+fn a_deleted_app_is_revoked_and_dropped_by_changed_since_and_audited() {
+    let (dir, root) = workspace();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "workspace"]);
+    let snow = fake_snow_dir(dir.path(), "NO_SUCH_ARG").join("snow");
+    ok(sluice(&root)
+        .args(["deploy", "--all", "--env", "test"])
+        .env("SLUICE_SNOW", &snow)
+        .env("GITLAB_USER_LOGIN", "ci-bot"));
+    let deployed = git(&root, &["rev-parse", "HEAD"]);
+
+    // main_app is deleted in the repository.
+    fs::remove_dir_all(root.join("applications/main_app")).unwrap();
+    git(&root, &["commit", "-q", "-am", "retire main_app"]);
+    let dry = ok(sluice(&root).args([
+        "deploy",
+        "--env",
+        "test",
+        "--changed-since",
+        &deployed,
+        "--dry-run",
+    ]));
+    assert_eq!(
+        mask_digests(&dry.stdout),
+        format!(
+            "Removed since {deployed}: main_app\n\
+             Plan: drop main_app from test as ANALYTICS_TEST.APPS.MAIN_APP (digest <digest>, removed from the repository)\n\
+             Last success: {} by ci-bot at commit {} (digest <digest>, changed since)\n\
+             Shared with: none\n\
+             Revoked from: DATA_ANALYST\n\
+             Commands:\n  \
+               1. snow sql -q 'REVOKE USAGE ON STREAMLIT ANALYTICS_TEST.APPS.MAIN_APP FROM ROLE DATA_ANALYST' -c test --role STREAMLIT_DEPLOYER\n  \
+               2. snow sql -q 'DROP STREAMLIT IF EXISTS ANALYTICS_TEST.APPS.MAIN_APP' -c test --role STREAMLIT_DEPLOYER\n\
+             \n\
+             Dry run: nothing was run and nothing recorded.\n",
+            dry.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("Last success: "))
+                .and_then(|l| l.split(' ').next())
+                .unwrap(),
+            &deployed[..10]
+        )
+    );
+
+    let run = ok(sluice(&root)
+        .args(["deploy", "--env", "test", "--changed-since", &deployed])
+        .env("SLUICE_SNOW", &snow)
+        .env("GITLAB_USER_LOGIN", "ci-bot"));
+    assert!(
+        run.stdout
+            .contains("Dropping main_app from test (2 commands, digest "),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .ends_with("Execution Summary: 2/2 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+    let calls = fs::read_to_string(dir.path().join("snow-calls.log")).unwrap();
+    assert!(calls.ends_with(
+        "sql -q REVOKE USAGE ON STREAMLIT ANALYTICS_TEST.APPS.MAIN_APP FROM ROLE DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n\
+         sql -q DROP STREAMLIT IF EXISTS ANALYTICS_TEST.APPS.MAIN_APP -c test --role STREAMLIT_DEPLOYER\n"
+    ));
+    let audit = ok(sluice(&root).args(["audit", "--app", "main_app"]));
+    let last: Vec<&str> = audit
+        .stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(last[3..8], ["test", "main_app", "drop", "succeeded", "2/2"]);
+    let log = fs::read_to_string(root.join(".sluice/audit.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(entry["action"], "drop");
+    assert_eq!(entry["roles"], serde_json::json!([]));
+    // CI's next run starts after the drop, which is not planned again.
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(last.stdout, format!("{head}\n"));
+}
+
+/// A `snow` that answers `streamlit list ... --format json` as the real one
+/// prints `SHOW STREAMLITS` (snowflake-cli's JSON printer: a list of rows,
+/// four-space indent, timestamps in ISO format), and logs its arguments.
+fn listing_snow(dir: &Path) -> PathBuf {
+    let script = dir.join("snow-list");
+    let listing = r#"[
+    {
+        "created_on": "2026-11-30T09:12:44.513000-08:00",
+        "name": "SALES_DASHBOARD",
+        "database_name": "ANALYTICS_TEST",
+        "schema_name": "APPS",
+        "title": "Sales Dashboard",
+        "owner": "STREAMLIT_DEPLOYER",
+        "comment": null,
+        "query_warehouse": "COMPUTE_WH",
+        "url_id": "f2ah6qbxmdqsf3byjxoy",
+        "owner_role_type": "ROLE"
+    },
+    {
+        "created_on": "2025-06-02T14:01:09.027000-07:00",
+        "name": "OLD_REVENUE_REPORT",
+        "database_name": "ANALYTICS_TEST",
+        "schema_name": "APPS",
+        "title": "Old revenue report",
+        "owner": "ACCOUNTADMIN",
+        "comment": "made by hand",
+        "query_warehouse": "COMPUTE_WH",
+        "url_id": "3m5vbpkgqypwyqaj7j2s",
+        "owner_role_type": "ROLE"
+    }
+]"#;
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\ncat <<'JSON'\n{listing}\nJSON\n",
+            dir.join("snow-list.log").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn apps_live_compares_the_repository_with_snow_streamlit_list() {
+    let (dir, root) = workspace();
+    let snow = listing_snow(dir.path());
+    let live = ok(sluice(&root)
+        .args(["apps", "--live", "--env", "test"])
+        .env("SLUICE_SNOW", &snow));
+    assert_eq!(
+        live.stdout,
+        "Live in test (ANALYTICS_TEST.APPS), per `snow streamlit list`:\n\
+         APP              OBJECT                                  STATUS\n\
+         main_app         ANALYTICS_TEST.APPS.MAIN_APP            known but not live\n\
+         sales_dashboard  ANALYTICS_TEST.APPS.SALES_DASHBOARD     live\n\
+         -                ANALYTICS_TEST.APPS.OLD_REVENUE_REPORT  live but unknown\n\
+         3 apps: 1 live, 1 known but not live, 1 live but unknown\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("snow-list.log")).unwrap(),
+        "streamlit list --in schema ANALYTICS_TEST.APPS --format json -c test --role STREAMLIT_DEPLOYER\n"
+    );
+    let json = ok(sluice(&root)
+        .args(["apps", "--live", "--env", "test", "--format", "json"])
+        .env("SLUICE_SNOW", &snow));
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        json[2],
+        serde_json::json!({"app": null, "object": "ANALYTICS_TEST.APPS.OLD_REVENUE_REPORT", "status": "live_unknown"})
+    );
+    // A failing `snow` is one line with its last words.
+    let failing = fake_snow_dir(dir.path(), "list");
+    assert_error(
+        &run(sluice(&root)
+            .args(["apps", "--live", "--env", "test"])
+            .env("SLUICE_SNOW", failing.join("snow"))),
+        "`snow streamlit list --in schema ANALYTICS_TEST.APPS --format json -c test --role STREAMLIT_DEPLOYER` failed (exit status: 1): refused: list",
+    );
 }

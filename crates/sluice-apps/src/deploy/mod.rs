@@ -10,7 +10,8 @@
 //! - [`folder`]: the deployment folder.
 //! - [`project`]: its `snowflake.yml`, the app's own merged with the environment.
 //! - [`share`]: `share.yml` roles, and the roles to revoke since the last deploy.
-//! - [`changed`]: `--changed-since REV`, the apps whose files changed.
+//! - [`changed`]: `--changed-since REV`, the apps whose files changed and the
+//!   apps removed (whose plans are tombstones: [`plan_drop`]).
 //! - [`run`]: executes a plan with the `snow` CLI and prints each step.
 
 pub mod changed;
@@ -41,6 +42,8 @@ pub enum Action {
     Deploy,
     /// Share and revoke only (`share.yml` applied alone).
     Share,
+    /// An app removed from the repository: revoke its shares, then drop it.
+    Drop,
 }
 
 impl Action {
@@ -49,6 +52,7 @@ impl Action {
         match self {
             Action::Deploy => "deploy",
             Action::Share => "share",
+            Action::Drop => "drop",
         }
     }
 }
@@ -68,6 +72,10 @@ pub enum StepKind {
     Share,
     /// `REVOKE USAGE ... FROM ROLE` for a role no longer in `share.yml`.
     Revoke,
+    /// `DROP STREAMLIT IF EXISTS` for an app removed from the repository.
+    Drop,
+    /// `snow streamlit list` (`sluice apps --live`; never part of a plan).
+    List,
 }
 
 /// One command of a plan.
@@ -98,6 +106,17 @@ pub struct Previous {
     pub actor: String,
     pub commit: String,
     pub digest: String,
+}
+
+impl Previous {
+    fn of(entry: &AuditEntry) -> Previous {
+        Previous {
+            time: entry.time.clone(),
+            actor: entry.actor.clone(),
+            commit: entry.commit.clone(),
+            digest: entry.digest.clone(),
+        }
+    }
 }
 
 /// A deploy or share, ready to print or execute.
@@ -225,12 +244,23 @@ impl Target {
     }
 
     /// `-c CONNECTION [--role ROLE]`, appended to every command.
-    fn connection_args(&self) -> Vec<String> {
+    pub fn connection_args(&self) -> Vec<String> {
         let mut args = vec!["-c".to_string(), self.connection.clone()];
         if let Some(role) = &self.role {
             args.extend(["--role".to_string(), role.clone()]);
         }
         args
+    }
+
+    /// A `snow sql -q SQL` step on this environment's connection.
+    fn sql_step(&self, kind: StepKind, description: String, sql: String) -> Step {
+        let mut argv = vec![SNOW.to_string(), "sql".into(), "-q".into(), sql];
+        argv.extend(self.connection_args());
+        Step {
+            kind,
+            description,
+            argv,
+        }
     }
 }
 
@@ -320,6 +350,9 @@ fn plan(
                 "deploy".into(),
                 app.name.clone(),
                 "--replace".into(),
+                // Files deleted from the app are deleted from the stage too
+                // (`--replace` alone only adds and overwrites).
+                "--prune".into(),
                 "-p".into(),
                 built.relative.to_string_lossy().into_owned(),
                 "-c".into(),
@@ -341,7 +374,8 @@ fn plan(
             let files = built.contents.into_iter().map(|(p, _)| p).collect();
             (Some(built.relative), files)
         }
-        Action::Share => (None, Vec::new()),
+        // Drops are planned by `plan_drop`: there is no app left to check.
+        Action::Share | Action::Drop => (None, Vec::new()),
     };
     for role in &roles {
         let mut argv = vec![
@@ -359,27 +393,13 @@ fn plan(
         });
     }
     for role in &revoked {
-        let mut argv = vec![
-            SNOW.to_string(),
-            "sql".into(),
-            "-q".into(),
+        steps.push(target.sql_step(
+            StepKind::Revoke,
+            format!("revoke role {role} (removed from share.yml)"),
             format!("REVOKE USAGE ON STREAMLIT {object} FROM ROLE {role}"),
-        ];
-        argv.extend(target.connection_args());
-        steps.push(Step {
-            kind: StepKind::Revoke,
-            description: format!("revoke role {role} (removed from share.yml)"),
-            argv,
-        });
+        ));
     }
-    for step in &steps {
-        for arg in &step.argv {
-            hasher.update(arg.as_bytes());
-            hasher.update([0]);
-        }
-        hasher.update([1]);
-    }
-    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    let digest = digest(hasher, &steps);
     Ok(Plan {
         action,
         app: app.name,
@@ -391,13 +411,71 @@ fn plan(
         revoked,
         steps,
         digest,
-        previous: last.map(|e| Previous {
-            time: e.time.clone(),
-            actor: e.actor.clone(),
-            commit: e.commit.clone(),
-            digest: e.digest.clone(),
-        }),
+        previous: last.map(Previous::of),
     })
+}
+
+/// Plans the tombstone of `app`, removed from the repository: revoke the
+/// roles it was last shared with in `env` (per the audit log, else
+/// `shared_before`: its `share.yml` at the revision it was removed since),
+/// then `DROP STREAMLIT IF EXISTS`. Nothing is checked or built.
+pub fn plan_drop(
+    ws: &Workspace,
+    app: &str,
+    env: &str,
+    history: &[AuditEntry],
+    shared_before: &[String],
+) -> Result<Plan, PlanError> {
+    let target = Target::resolve(ws, env)?;
+    if crate::names::check_app_name(app).is_err() {
+        return Err(PlanError::InvalidAppName(app.to_string()));
+    }
+    let object = target.object(app);
+    let last = audit::last_success(history, app, env);
+    let revoked: Vec<String> = match last {
+        Some(entry) => entry.roles.clone(),
+        None => shared_before.to_vec(),
+    };
+    let mut steps: Vec<Step> = revoked
+        .iter()
+        .map(|role| {
+            target.sql_step(
+                StepKind::Revoke,
+                format!("revoke role {role} (the app was removed)"),
+                format!("REVOKE USAGE ON STREAMLIT {object} FROM ROLE {role}"),
+            )
+        })
+        .collect();
+    steps.push(target.sql_step(
+        StepKind::Drop,
+        format!("drop {object} (the app was removed from the repository)"),
+        format!("DROP STREAMLIT IF EXISTS {object}"),
+    ));
+    Ok(Plan {
+        action: Action::Drop,
+        app: app.to_string(),
+        env: env.to_string(),
+        digest: digest(Sha256::new(), &steps),
+        object,
+        folder: None,
+        files: Vec::new(),
+        roles: Vec::new(),
+        revoked,
+        steps,
+        previous: last.map(Previous::of),
+    })
+}
+
+/// `sha256:` of what `hasher` already holds and every argument of `steps`.
+fn digest(mut hasher: Sha256, steps: &[Step]) -> String {
+    for step in steps {
+        for arg in &step.argv {
+            hasher.update(arg.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update([1]);
+    }
+    format!("sha256:{}", hex(&hasher.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -430,9 +508,13 @@ impl Plan {
     /// The plan as `--dry-run` prints it: every file and every command.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let (to, why) = match self.action {
+            Action::Drop => ("from", ", removed from the repository"),
+            _ => ("to", ""),
+        };
         let _ = writeln!(
             out,
-            "Plan: {} {} to {} as {} (digest {})",
+            "Plan: {} {} {to} {} as {} (digest {}{why})",
             self.action,
             self.app,
             self.env,
@@ -454,6 +536,9 @@ impl Plan {
                         ", changed since"
                     }
                 );
+            }
+            None if self.action == Action::Drop => {
+                let _ = writeln!(out, "Last success: none recorded in {}", self.env);
             }
             None => {
                 let _ = writeln!(

@@ -74,6 +74,19 @@ pub struct AppsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: AppsFormat,
+    /// Compare the repository with the apps live in --env (`snow streamlit list`).
+    #[arg(long, requires = "env")]
+    pub live: bool,
+    /// The environment to compare with (with --live).
+    #[arg(long, requires = "live")]
+    pub env: Option<String>,
+}
+
+/// The `snow` to run: `$SLUICE_SNOW`, else `snow` on PATH.
+fn snow_program() -> OsString {
+    std::env::var_os(SNOW_VARIABLE)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| deploy::SNOW.into())
 }
 
 /// The audit log's entries; corrupt lines are reported on stderr and skipped.
@@ -92,31 +105,45 @@ pub fn deploy(args: DeployArgs) -> CmdResult {
     // An unknown environment or a missing key is reported before anything else.
     Target::resolve(&ws, &args.env)?;
     let history = history(&ws)?;
+    let mut removed: Vec<String> = Vec::new();
     let apps: Vec<String> = if let Some(app) = &args.app {
         vec![ws.app(app)?.name]
     } else if args.all {
         ws.apps().into_iter().map(|a| a.name).collect()
     } else {
         let rev = args.changed_since.as_deref().unwrap_or_default();
-        let apps = deploy::changed::changed_apps(&ws, rev)?;
-        if apps.is_empty() {
+        let changes = deploy::changed::changes(&ws, rev)?;
+        if changes.apps.is_empty() && changes.removed.is_empty() {
             println!(
                 "No app changed since {rev}; nothing to deploy to {}.",
                 args.env
             );
             return Ok(ExitCode::SUCCESS);
         }
-        println!("Changed since {rev}: {}", apps.join(", "));
-        apps
+        if !changes.apps.is_empty() {
+            println!("Changed since {rev}: {}", changes.apps.join(", "));
+        }
+        if !changes.removed.is_empty() {
+            println!("Removed since {rev}: {}", changes.removed.join(", "));
+        }
+        removed = changes.removed;
+        changes.apps
     };
-    if apps.is_empty() {
+    if apps.is_empty() && removed.is_empty() {
         return Err(anyhow!("the workspace has no apps to deploy").into());
     }
-    // Every plan is made (and every app checked) before anything runs.
-    let plans = apps
+    // Every plan is made (and every app checked) before anything runs; the
+    // tombstones of removed apps come last, so a renamed app is live under
+    // its new name before the old one goes.
+    let mut plans = apps
         .iter()
         .map(|app| deploy::plan_deploy(&ws, app, &args.env, &history))
         .collect::<Result<Vec<Plan>, _>>()?;
+    let rev = args.changed_since.as_deref().unwrap_or_default();
+    for app in &removed {
+        let before = deploy::changed::shared_at(&ws, rev, app, &args.env);
+        plans.push(deploy::plan_drop(&ws, app, &args.env, &history, &before)?);
+    }
     finish(&ws, &plans, args.dry_run)
 }
 
@@ -149,9 +176,7 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let program: OsString = std::env::var_os(SNOW_VARIABLE)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| deploy::SNOW.into());
+    let program = snow_program();
     let actor = audit::actor(ws.root(), |k| std::env::var(k).ok());
     let commit = audit::head_commit(ws.root());
     let log = ws.audit_log();
@@ -159,13 +184,18 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
     for plan in plans {
         writeln!(
             out,
-            "{} {} to {} ({} commands, digest {})",
-            if plan.action == deploy::Action::Deploy {
-                "Deploying"
-            } else {
-                "Sharing"
+            "{} {} {} {} ({} commands, digest {})",
+            match plan.action {
+                deploy::Action::Deploy => "Deploying",
+                deploy::Action::Share => "Sharing",
+                deploy::Action::Drop => "Dropping",
             },
             plan.app,
+            if plan.action == deploy::Action::Drop {
+                "from"
+            } else {
+                "to"
+            },
             plan.env,
             plan.steps.len(),
             deploy::short_digest(&plan.digest)
@@ -213,6 +243,15 @@ pub fn audit(args: AuditArgs) -> CmdResult {
 
 pub fn apps(args: AppsArgs) -> CmdResult {
     let ws = current_workspace()?;
+    if let Some(env) = args.env.as_deref().filter(|_| args.live) {
+        let target = Target::resolve(&ws, env)?;
+        let live = inventory::live(&ws, &target, &snow_program())?;
+        match args.format {
+            AppsFormat::Json => println!("{}", serde_json::to_string_pretty(&live)?),
+            AppsFormat::Text => print!("{}", inventory::render_live(&target, &live)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let history = history(&ws)?;
     let apps = inventory::inventory(&ws, &history);
     match args.format {
