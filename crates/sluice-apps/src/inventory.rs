@@ -91,7 +91,7 @@ pub fn inventory(ws: &Workspace, history: &[AuditEntry]) -> Vec<AppInfo> {
             let mut last_deploy = BTreeMap::new();
             for entry in history
                 .iter()
-                .filter(|e| e.app == app.name && e.action == "deploy")
+                .filter(|e| e.app == app.name && matches!(e.action.as_str(), "deploy" | "rollback"))
             {
                 last_deploy.insert(
                     entry.env.clone(),

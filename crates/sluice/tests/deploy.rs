@@ -647,3 +647,164 @@ fn apps_live_compares_the_repository_with_snow_streamlit_list() {
         "`snow streamlit list --in schema ANALYTICS_TEST.APPS --format json -c test --role STREAMLIT_DEPLOYER` failed (exit status: 1): refused: list",
     );
 }
+
+/// A `snow` that copies the folder each `streamlit deploy -p FOLDER` uploads
+/// to `captures/<n>/` (what the stage would hold), and answers `ok`.
+fn capturing_snow(dir: &Path) -> PathBuf {
+    let script = dir.join("snow-capture");
+    let captures = dir.join("captures");
+    fs::create_dir_all(&captures).unwrap();
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprev=''\nfor a in \"$@\"; do\n  if [ \"$prev\" = '-p' ]; then\n    n=$(ls '{c}' | wc -l)\n    cp -R \"$a\" '{c}'/$n\n  fi\n  prev=\"$a\"\ndone\necho ok\n",
+            c = captures.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Every file below `dir`, relative, with its bytes.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((rel, fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn rollback_of_a_two_commit_history_deploys_the_first_commits_files_byte_for_byte() {
+    let (dir, root) = workspace();
+    let snow = capturing_snow(dir.path());
+    let deploy = |args: &[&str]| {
+        ok(sluice(&root)
+            .args(args)
+            .env("SLUICE_SNOW", &snow)
+            .env("GITLAB_USER_LOGIN", "ci-bot"))
+    };
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "first"]);
+    let first = git(&root, &["rev-parse", "HEAD"]);
+    deploy(&["deploy", "sales_dashboard", "--env", "test"]);
+
+    // Second commit: a page changed, a page added, the shared base page changed.
+    let page = root.join("applications/sales_dashboard/pages/analytics.py");
+    let text = fs::read_to_string(&page).unwrap();
+    fs::write(
+        &page,
+        text.replace("title=\"Analytics\"", "title=\"Regional analytics\""),
+    )
+    .unwrap();
+    ok(sluice(&root).args(["new-page", "sales_dashboard", "forecast"]));
+    let base = root.join("applications/components/base_page.py");
+    fs::write(&base, fs::read_to_string(&base).unwrap() + "\n# second\n").unwrap();
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "second"]);
+    let second = git(&root, &["rev-parse", "HEAD"]);
+    deploy(&["deploy", "sales_dashboard", "--env", "test"]);
+    let audit = ok(sluice(&root).args(["audit", "--app", "sales_dashboard"]));
+    assert_eq!(audit.stdout.lines().count(), 3, "{}", audit.stdout);
+
+    let result = deploy(&["rollback", "sales_dashboard", "--env", "test"]);
+    assert!(
+        result.stdout.starts_with(&format!(
+            "Rolling back sales_dashboard in test to commit {} (deployed ",
+            &first[..10]
+        )),
+        "{}",
+        result.stdout
+    );
+    let captures = dir.path().join("captures");
+    // What the rollback uploaded is what the first deploy uploaded, byte for byte...
+    assert_eq!(tree(&captures.join("2")), tree(&captures.join("0")));
+    assert_ne!(tree(&captures.join("1")), tree(&captures.join("0")));
+    // ...which is the first commit's files.
+    let at_first = |path: &str| {
+        Command::new("git")
+            .args(["show", &format!("{first}:{path}")])
+            .current_dir(&root)
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let uploaded = tree(&captures.join("2"));
+    for (rel, bytes) in &uploaded {
+        let source = if rel.starts_with("components/") {
+            format!("applications/{rel}")
+        } else if rel == "snowflake.yml" {
+            continue; // generated
+        } else {
+            format!("applications/sales_dashboard/{rel}")
+        };
+        assert_eq!(bytes, &at_first(&source), "{rel}");
+    }
+    assert!(!uploaded.iter().any(|(rel, _)| rel == "pages/forecast.py"));
+
+    // The work tree and index are untouched.
+    assert_eq!(git(&root, &["status", "--porcelain"]), "");
+    assert_eq!(git(&root, &["rev-parse", "HEAD"]), second);
+    assert!(fs::read_to_string(&page)
+        .unwrap()
+        .contains("Regional analytics"));
+
+    // The audit log says so, with the commit that is live now.
+    let audit = ok(sluice(&root).args(["audit", "--app", "sales_dashboard", "--env", "test"]));
+    let last: Vec<&str> = audit
+        .stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        last[1..8],
+        [
+            "ci-bot",
+            &first[..10],
+            "test",
+            "sales_dashboard",
+            "rollback",
+            "succeeded",
+            "2/2"
+        ]
+    );
+    // CI's next run still starts from the last deploy of HEAD.
+    let ci = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(ci.stdout, format!("{second}\n"));
+    // Rolling "back" once more goes forward again, to the second commit.
+    let again = deploy(&["rollback", "sales_dashboard", "--env", "test", "--dry-run"]);
+    assert!(
+        again
+            .stdout
+            .contains(&format!("to commit {}", &second[..10])),
+        "{}",
+        again.stdout
+    );
+    // Unknown targets are one line.
+    assert_error(
+        &run(sluice(&root).args(["rollback", "sales_dashboard", "--env", "test", "--to", "feedface"])),
+        &format!(
+            "cannot roll back `sales_dashboard` in `test`: commit `feedface` was never deployed there (deployed: {}, {})",
+            &first[..10],
+            &second[..10]
+        ),
+    );
+}

@@ -12,11 +12,13 @@
 //! - [`share`]: `share.yml` roles, and the roles to revoke since the last deploy.
 //! - [`changed`]: `--changed-since REV`, the apps whose files changed and the
 //!   apps removed (whose plans are tombstones: [`plan_drop`]).
+//! - [`rollback`]: the app as an earlier deployed commit had it, from `git archive`.
 //! - [`run`]: executes a plan with the `snow` CLI and prints each step.
 
 pub mod changed;
 pub mod folder;
 pub mod project;
+pub mod rollback;
 pub mod run;
 pub mod share;
 
@@ -44,6 +46,8 @@ pub enum Action {
     Share,
     /// An app removed from the repository: revoke its shares, then drop it.
     Drop,
+    /// A deploy of the app as an earlier deployed commit had it ([`rollback`]).
+    Rollback,
 }
 
 impl Action {
@@ -53,6 +57,18 @@ impl Action {
             Action::Deploy => "deploy",
             Action::Share => "share",
             Action::Drop => "drop",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+impl Action {
+    /// How a plan names its environment: deploy *to*, roll back *in*, drop *from*.
+    pub fn preposition(self) -> &'static str {
+        match self {
+            Action::Drop => "from",
+            Action::Rollback => "in",
+            Action::Deploy | Action::Share => "to",
         }
     }
 }
@@ -141,6 +157,8 @@ pub struct Plan {
     pub digest: String,
     /// The last successful deploy/share of this app to this environment.
     pub previous: Option<Previous>,
+    /// The commit the app's files come from, when not the work tree (a rollback).
+    pub commit: Option<String>,
 }
 
 /// Why no plan could be made. Every message is one line.
@@ -189,6 +207,12 @@ pub enum PlanError {
     PolicyKey { env: String, key: String },
     #[error("{0}")]
     Git(String),
+    #[error("cannot roll back `{app}` in `{env}`: {reason}")]
+    NothingToRollBack {
+        app: String,
+        env: String,
+        reason: String,
+    },
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlanError + '_ {
@@ -336,7 +360,7 @@ fn plan(
     let mut steps = Vec::new();
     let mut hasher = Sha256::new();
     let (folder, files) = match action {
-        Action::Deploy => {
+        Action::Deploy | Action::Rollback => {
             let built = folder::build(ws, &app, &target)?;
             for (path, contents) in &built.contents {
                 hasher.update(path.as_bytes());
@@ -412,6 +436,7 @@ fn plan(
         steps,
         digest,
         previous: last.map(Previous::of),
+        commit: None,
     })
 }
 
@@ -463,6 +488,7 @@ pub fn plan_drop(
         revoked,
         steps,
         previous: last.map(Previous::of),
+        commit: None,
     })
 }
 
@@ -508,9 +534,11 @@ impl Plan {
     /// The plan as `--dry-run` prints it: every file and every command.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let (to, why) = match self.action {
-            Action::Drop => ("from", ", removed from the repository"),
-            _ => ("to", ""),
+        let to = self.action.preposition();
+        let why = match (self.action, &self.commit) {
+            (Action::Drop, _) => ", removed from the repository".to_string(),
+            (_, Some(commit)) => format!(", from commit {}", short_commit(commit)),
+            _ => String::new(),
         };
         let _ = writeln!(
             out,

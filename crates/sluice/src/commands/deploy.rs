@@ -1,4 +1,4 @@
-//! `sluice deploy / share / audit / apps`: deploying apps to Snowflake with
+//! `sluice deploy / share / rollback / audit / apps`: deploying apps to Snowflake with
 //! the `snow` CLI, the audit trail and the app inventory, over
 //! `sluice_apps::{deploy, audit, inventory}`. Parsing and printing only.
 
@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use sluice_apps::audit::{self, AuditEntry};
-use sluice_apps::deploy::{self, run, Plan, Target};
+use sluice_apps::deploy::{self, rollback, run, Plan, Target};
 use sluice_apps::{inventory, Workspace};
 
 use super::workspace::current_workspace;
@@ -46,6 +46,24 @@ pub struct ShareArgs {
     #[arg(long)]
     pub env: String,
     /// Print the commands and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The application to roll back.
+    pub app: String,
+    /// Target environment in sluice.yml.
+    #[arg(long)]
+    pub env: String,
+    /// Roll back to this deployed commit (a prefix is enough; see `sluice audit --app APP`).
+    #[arg(long, value_name = "COMMIT", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Go back this many deployed commits from the live one.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub steps: usize,
+    /// Print the plan (every command, every file of the rebuilt folder) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -155,7 +173,30 @@ pub fn share(args: ShareArgs) -> CmdResult {
     finish(&ws, &[plan], args.dry_run)
 }
 
-/// Prints (dry run) or executes the plans, recording each in the audit log.
+pub fn rollback(args: RollbackArgs) -> CmdResult {
+    let ws = current_workspace()?;
+    Target::resolve(&ws, &args.env)?;
+    let history = history(&ws)?;
+    let to = match &args.to {
+        Some(commit) => rollback::To::Commit(commit.clone()),
+        None => rollback::To::Steps(args.steps),
+    };
+    let chosen = rollback::choose(&history, &args.app, &args.env, &to)?;
+    println!(
+        "Rolling back {} in {} to commit {} (deployed {} by {}, digest {})",
+        args.app,
+        args.env,
+        deploy::short_commit(&chosen.commit),
+        chosen.time,
+        chosen.actor,
+        deploy::short_digest(&chosen.digest)
+    );
+    let plan = rollback::plan_rollback(&ws, &args.app, &args.env, &history, &chosen.commit)?;
+    finish(&ws, &[plan], args.dry_run)
+}
+
+/// Prints (dry run) or executes the plans, recording each in the audit log
+/// (a rollback with the commit its files come from).
 fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
     let mut out = std::io::stdout().lock();
     if dry_run {
@@ -189,20 +230,18 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
                 deploy::Action::Deploy => "Deploying",
                 deploy::Action::Share => "Sharing",
                 deploy::Action::Drop => "Dropping",
+                deploy::Action::Rollback => "Rolling back",
             },
             plan.app,
-            if plan.action == deploy::Action::Drop {
-                "from"
-            } else {
-                "to"
-            },
+            plan.action.preposition(),
             plan.env,
             plan.steps.len(),
             deploy::short_digest(&plan.digest)
         )?;
         let execution = run::execute(plan, ws.root(), &program, &mut out)?;
         let time = audit::utc_timestamp(SystemTime::now());
-        audit::append(&log, &execution.audit_entry(plan, &actor, &commit, &time))?;
+        let commit = plan.commit.as_deref().unwrap_or(&commit);
+        audit::append(&log, &execution.audit_entry(plan, &actor, commit, &time))?;
         succeeded += execution.succeeded();
         total += execution.total();
     }
