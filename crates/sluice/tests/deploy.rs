@@ -549,13 +549,7 @@ fn a_deleted_app_is_revoked_and_dropped_by_changed_since_and_audited() {
          sql -q DROP STREAMLIT IF EXISTS ANALYTICS_TEST.APPS.MAIN_APP -c test --role STREAMLIT_DEPLOYER\n"
     ));
     let audit = ok(sluice(&root).args(["audit", "--app", "main_app"]));
-    let last: Vec<&str> = audit
-        .stdout
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let last = last_row(&audit.stdout);
     assert_eq!(last[3..8], ["test", "main_app", "drop", "succeeded", "2/2"]);
     let log = fs::read_to_string(root.join(".sluice/audit.jsonl")).unwrap();
     let entry: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
@@ -565,6 +559,11 @@ fn a_deleted_app_is_revoked_and_dropped_by_changed_since_and_audited() {
     let head = git(&root, &["rev-parse", "HEAD"]);
     let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
     assert_eq!(last.stdout, format!("{head}\n"));
+}
+
+/// The cells of a table's last line.
+fn last_row(table: &str) -> Vec<&str> {
+    table.lines().last().unwrap().split_whitespace().collect()
 }
 
 /// A `snow` that answers `streamlit list ... --format json` as the real one
@@ -767,13 +766,7 @@ fn rollback_of_a_two_commit_history_deploys_the_first_commits_files_byte_for_byt
 
     // The audit log says so, with the commit that is live now.
     let audit = ok(sluice(&root).args(["audit", "--app", "sales_dashboard", "--env", "test"]));
-    let last: Vec<&str> = audit
-        .stdout
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let last = last_row(&audit.stdout);
     assert_eq!(
         last[1..8],
         [

@@ -89,16 +89,11 @@ pub fn changed_files(root: &Path, rev: &str) -> Result<Vec<String>, PlanError> {
         .output()
         .map_err(|e| PlanError::Git(format!("cannot run git: {e}")))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed")
-            .trim();
-        return Err(PlanError::Git(format!(
-            "git diff {rev} HEAD in {}: {reason}",
-            root.display()
-        )));
+        return Err(super::git_failed(
+            &format!("git diff {rev} HEAD"),
+            root,
+            &output.stderr,
+        ));
     }
     Ok(String::from_utf8_lossy(&output.stdout)
         .lines()

@@ -215,6 +215,17 @@ pub enum PlanError {
     },
 }
 
+/// A failed git command as one line: `what in ROOT: <its first stderr line>`.
+pub(crate) fn git_failed(what: &str, root: &Path, stderr: &[u8]) -> PlanError {
+    let stderr = String::from_utf8_lossy(stderr);
+    let reason = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("failed")
+        .trim();
+    PlanError::Git(format!("{what} in {}: {reason}", root.display()))
+}
+
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlanError + '_ {
     move |e| PlanError::Io {
         path: path.to_path_buf(),

@@ -175,16 +175,11 @@ fn extract(root: &Path, commit: &str, into: &Path) -> Result<(), PlanError> {
         .map_err(|e| failed("tar", e))?;
     let archived = archive.wait_with_output().map_err(|e| failed("git", e))?;
     if !archived.status.success() {
-        let stderr = String::from_utf8_lossy(&archived.stderr);
-        let reason = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed")
-            .trim();
-        return Err(PlanError::Git(format!(
-            "git archive {commit} in {}: {reason}",
-            root.display()
-        )));
+        return Err(super::git_failed(
+            &format!("git archive {commit}"),
+            root,
+            &archived.stderr,
+        ));
     }
     if !untar.status.success() {
         return Err(PlanError::Git(format!(
