@@ -20,7 +20,7 @@
 //!   classification with `sqlparser` (Snowflake dialect) and a token-scan
 //!   fallback for templated SQL.
 //! - [`rules`] — one module per rule kind (class, function, import, file,
-//!   sql, share) and the registry table [`rules::KINDS`].
+//!   sql, share, runtime) and the registry table [`rules::KINDS`].
 //! - [`engine`] — the walker: parse phase, rule phase, suppressions.
 //! - [`report`] — the result model and one module per output format.
 //! - [`source`] — line numbers and `# sluice: ignore[rule-id]` comments.
