@@ -12,12 +12,15 @@
 //! - [`runner`]: `sluice test` (Streamlit's `AppTest`, one Python process for
 //!   all pages) and `sluice run` (`streamlit run`).
 //!
+//! - [`compliance`]: the one place the compliance rules are loaded and
+//!   checked, for `sluice check`, the deploy gate and `sluice apps`.
 //! - [`deploy`]: deploy and share plans (the deployment folder, every
 //!   `snow` command, a digest), `--changed-since`, and executing a plan.
 //! - [`audit`]: the append-only JSON-lines audit log of deploys and shares.
 //! - [`inventory`]: `sluice apps` (pages, owners, roles, compliance, deploys).
 
 pub mod audit;
+pub mod compliance;
 pub mod config;
 pub mod deploy;
 pub mod inventory;

@@ -66,7 +66,7 @@ const WORKSPACE_FILES: &[(&str, Kind, &str)] = &[
         include_str!("../templates/workspace/gitlab-ci.yml"),
     ),
     (
-        "compliance/rules.yml",
+        sluice_rules::RULES_FILE,
         Kind::Copy,
         // The checker owns its default policy; the workspace gets a copy to edit.
         sluice_rules::DEFAULT_RULES,
@@ -142,7 +142,7 @@ pub enum ScaffoldError {
     NotEmpty(PathBuf),
     #[error("invalid {what} name `{name}`: use a lowercase snake_case identifier (a-z, 0-9 and _, starting with a letter)")]
     InvalidName { what: &'static str, name: String },
-    #[error("`{0}` is reserved for the shared components; choose another app name")]
+    #[error("`{0}` is reserved {why}; choose another app name", why = reserved_for(.0))]
     ReservedName(String),
     #[error("app `{name}` already exists at {}", .path.display())]
     AppExists { name: String, path: PathBuf },
@@ -159,6 +159,14 @@ pub enum ScaffoldError {
         path: PathBuf,
         error: std::io::Error,
     },
+}
+
+fn reserved_for(name: &str) -> &'static str {
+    if name == crate::workspace::COMPONENTS_DIR {
+        "for the shared components"
+    } else {
+        "(the workspace never reads such a folder as an app)"
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {

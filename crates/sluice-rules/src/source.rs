@@ -35,6 +35,17 @@ impl LineIndex {
     }
 }
 
+/// A YAML parse error as (1-based line, `invalid YAML: message`), the
+/// message without serde's own " at line L column C" suffix.
+pub fn yaml_error(e: &serde_norway::Error) -> (u32, String) {
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    (
+        e.location().map_or(1, |l| l.line() as u32),
+        format!("invalid YAML: {message}"),
+    )
+}
+
 /// Rule ids silenced per line (`# sluice: ignore[a, b]`, or `-- sluice: ignore[a]` in SQL).
 #[derive(Debug, Default, Clone)]
 pub struct Suppressions {

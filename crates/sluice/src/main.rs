@@ -52,9 +52,11 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// Apply an app's share.yml alone (share with its roles, revoke removed ones).
     Share(commands::deploy::ShareArgs),
+    /// Deploy an app as an earlier deployed commit had it (from the audit log).
+    Rollback(commands::deploy::RollbackArgs),
     /// Show the audit trail of deploys and shares.
     Audit(commands::deploy::AuditArgs),
-    /// List every app: pages, owners, roles, compliance, last deploy.
+    /// List every app: pages, owners, roles, compliance, last deploy (or, with --live, what is live).
     Apps(commands::deploy::AppsArgs),
     /// Serve the PostgreSQL gateway (pooling, load balancing, sticky reads).
     Proxy(commands::proxy::ProxyArgs),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Deploy(args) => commands::deploy::deploy(args),
         Command::Share(args) => commands::deploy::share(args),
+        Command::Rollback(args) => commands::deploy::rollback(args),
         Command::Audit(args) => commands::deploy::audit(args),
         Command::Apps(args) => commands::deploy::apps(args),
         Command::Proxy(args) => commands::proxy::run(args),

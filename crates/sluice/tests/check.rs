@@ -180,6 +180,33 @@ fn broken_rules_file_exits_2_with_file_line_col() {
 }
 
 #[test]
+fn a_missing_rules_file_or_apps_folder_exits_2_with_one_line() {
+    let ws = workspace();
+    std::fs::remove_file(ws.path().join("compliance/rules.yml")).unwrap();
+    let out = sluice(ws.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "sluice: compliance/rules.yml: No such file or directory (os error 2)\n"
+    );
+    std::fs::write(
+        ws.path().join("compliance/rules.yml"),
+        sluice_rules::DEFAULT_RULES,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(ws.path().join("applications")).unwrap();
+    let out = sluice(ws.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "sluice: {}: No such file or directory (os error 2)\n",
+            ws.path().join("applications").display()
+        )
+    );
+}
+
+#[test]
 fn unknown_severity_exits_2() {
     let ws = workspace();
     let rules = sluice_rules::DEFAULT_RULES.replacen("severity: error", "severity: critical", 1);

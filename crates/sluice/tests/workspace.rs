@@ -472,7 +472,7 @@ fn a_broken_sluice_yml_is_reported_with_its_line() {
             &result,
             2,
             &format!(
-                "{}:4:5: environments.test: unknown field `warehose`, expected one of `connection`, `database`, `schema`, `stage`, `warehouse`, `role`, `postgres_url`",
+                "{}:4:5: environments.test: unknown field `warehose`, expected one of `connection`, `database`, `schema`, `stage`, `warehouse`, `role`, `postgres_url`, `streamlit`",
                 config.display()
             ),
         );

@@ -115,21 +115,21 @@ impl Format {
     pub const NAMES: &'static [&'static str] = &["text", "json", "junit", "sarif", "codequality"];
 }
 
+/// A `--format` that is not one of [`Format::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format `{0}` (one of {names})", names = Format::NAMES.join(", "))]
+pub struct UnknownFormat(pub String);
+
 impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Format, String> {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
         Ok(match s {
             "text" => Format::Text,
             "json" => Format::Json,
             "junit" => Format::Junit,
             "sarif" => Format::Sarif,
             "codequality" => Format::CodeQuality,
-            _ => {
-                return Err(format!(
-                    "unknown format `{s}` (one of {})",
-                    Format::NAMES.join(", ")
-                ))
-            }
+            _ => return Err(UnknownFormat(s.to_string())),
         })
     }
 }

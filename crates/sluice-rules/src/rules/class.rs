@@ -34,7 +34,7 @@ use std::collections::HashSet;
 
 use globset::GlobMatcher;
 
-use super::{compile_glob, AppContext, ClassIndex, Findings, RuleMeta};
+use super::{compile_glob, AppContext, ClassIndex, Findings, RuleError, RuleMeta};
 use crate::config::ClassRuleEntry;
 use crate::python::ClassDef;
 
@@ -67,7 +67,7 @@ struct Ancestry {
 }
 
 impl ClassRule {
-    pub fn new(e: ClassRuleEntry) -> Result<ClassRule, String> {
+    pub fn new(e: ClassRuleEntry) -> Result<ClassRule, RuleError> {
         Ok(ClassRule {
             matcher: compile_glob(&e.class_name)?.compile_matcher(),
             class_name: e.class_name,

@@ -22,7 +22,7 @@
 
 use globset::GlobMatcher;
 
-use super::{compile_glob, AppContext, Findings, RuleMeta};
+use super::{compile_glob, AppContext, Findings, RuleError, RuleMeta};
 use crate::config::FunctionRuleEntry;
 
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct FunctionRule {
 }
 
 impl FunctionRule {
-    pub fn new(e: FunctionRuleEntry) -> Result<FunctionRule, String> {
+    pub fn new(e: FunctionRuleEntry) -> Result<FunctionRule, RuleError> {
         Ok(FunctionRule {
             matcher: compile_glob(&e.function_name)?.compile_matcher(),
             function_name: e.function_name,

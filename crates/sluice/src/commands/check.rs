@@ -1,6 +1,7 @@
 //! `sluice check`: compliance report over `sluice_rules`.
 //!
-//! Thin: find the workspace, load the rules, run the check, render, and map
+//! Thin: find the workspace, check it (`sluice_apps::compliance`, as deploy
+//! and `sluice apps` do), render, and map
 //! the outcome to an exit code (0 clean, 1 error-severity violations,
 //! 2 unusable configuration).
 
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 
+use sluice_apps::compliance::{self, RulesFile};
 use sluice_rules::{Format, RenderOptions};
 
 use super::{CliError, CmdResult};
@@ -38,26 +40,28 @@ pub fn run(args: CheckArgs) -> CmdResult {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     // For the checker, a missing or broken workspace is unusable configuration (exit 2).
     let ws = super::workspace::current_workspace().map_err(|e| CliError::config(e.error))?;
-    let root = ws.root().to_path_buf();
-    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
     let rules_path = args
         .rules
         .clone()
-        .unwrap_or_else(|| root.join("compliance").join("rules.yml"));
+        .unwrap_or_else(|| RulesFile::of(&ws).path);
     let display = rules_path
         .strip_prefix(&cwd)
         .unwrap_or(&rules_path)
         .display()
         .to_string();
-    let rules = sluice_rules::load_rules(&rules_path, &display).map_err(CliError::config)?;
-    let workspace =
-        sluice_rules::Workspace::discover(&root, &apps_dir).map_err(CliError::config)?;
-    let options = sluice_rules::CheckOptions {
-        app: args.app.clone(),
+    let rules = RulesFile {
+        path: rules_path,
+        display,
     };
-    let report = sluice_rules::check(&workspace, &rules, &options)?;
+    let report = compliance::check(&ws, &rules, args.app.as_deref()).map_err(|e| {
+        if e.is_configuration() {
+            CliError::config(e)
+        } else {
+            e.into()
+        }
+    })?;
 
-    let format: Format = args.format.parse().map_err(|e: String| anyhow!(e))?;
+    let format: Format = args.format.parse()?;
     let color = format == Format::Text
         && args.output.is_none()
         && std::io::stdout().is_terminal()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use sluice_apps::config::{Selection, ENVIRONMENT_KEYS};
+use sluice_apps::config::{Selection, CONFIG_FILE, ENVIRONMENT_KEYS};
 use sluice_apps::python::{self, Python};
 use sluice_apps::runner::{self, DEFAULT_PAGE_TIMEOUT};
 use sluice_apps::scaffold::{self, Created, InitOutcome};
@@ -186,6 +186,28 @@ pub fn config(cmd: ConfigCommand) -> CmdResult {
             (Some(value), Some(source)) => println!("  {key:<13} {value}  ({source})"),
             _ => println!("  {key:<13} -"),
         }
+    }
+    let policy = &resolved.values.streamlit;
+    let mut said = Vec::new();
+    if let Some(allowed) = &policy.allowed_external_access_integrations {
+        said.push(format!(
+            "allowed_external_access_integrations: {}",
+            if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        ));
+    }
+    if !policy.forbid.is_empty() {
+        said.push(format!("forbid: {}", policy.forbid.join(", ")));
+    }
+    if !policy.force.is_empty() {
+        let keys: Vec<&str> = policy.force.keys().map(String::as_str).collect();
+        said.push(format!("force: {}", keys.join(", ")));
+    }
+    if !said.is_empty() {
+        println!("  {:<13} {}  ({CONFIG_FILE})", "streamlit", said.join("; "));
     }
     Ok(ExitCode::SUCCESS)
 }
