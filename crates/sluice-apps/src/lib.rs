@@ -8,6 +8,8 @@
 //! - [`names`]: what an app or page may be called.
 //! - [`scaffold`]: `init`, `new-app`, `new-page` from minijinja templates
 //!   (the defaults are embedded; apps render from the workspace's copies).
+//! - [`doctor`]: `sluice doctor`, one line per check of Python, Streamlit,
+//!   `snow` and the environments' Snowflake CLI connections.
 //! - [`python`]: which Python runs pages, and `sluice setup`'s virtualenv.
 //! - [`runner`]: `sluice test` (Streamlit's `AppTest`, one Python process for
 //!   all pages) and `sluice run` (`streamlit run`).
@@ -20,6 +22,7 @@
 pub mod audit;
 pub mod config;
 pub mod deploy;
+pub mod doctor;
 pub mod inventory;
 pub mod names;
 pub mod python;

@@ -42,6 +42,8 @@ enum Command {
     Config(commands::workspace::ConfigCommand),
     /// Prepare the workspace's Python virtualenv (idempotent).
     Setup(commands::workspace::SetupArgs),
+    /// Check Python, Streamlit, `snow` and the Snowflake connections; one line per finding.
+    Doctor(commands::doctor::DoctorArgs),
     /// Run an application locally with `streamlit run`.
     Run(commands::workspace::RunArgs),
     /// Run every page of every (or one) app headlessly with Streamlit's AppTest.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::NewPage(args) => commands::workspace::new_page(args),
         Command::Config(cmd) => commands::workspace::config(cmd),
         Command::Setup(args) => commands::workspace::setup(args),
+        Command::Doctor(args) => commands::doctor::run(args),
         Command::Run(args) => commands::workspace::run(args),
         Command::Test(args) => commands::workspace::test(args),
         Command::Check(args) => commands::check::run(args),

@@ -19,6 +19,13 @@ use super::CmdResult;
 /// Environment variable naming the `snow` program (default: `snow` on PATH).
 pub const SNOW_VARIABLE: &str = "SLUICE_SNOW";
 
+/// The `snow` program every command runs: `$SLUICE_SNOW`, else `snow` on PATH.
+pub fn snow_program() -> OsString {
+    std::env::var_os(SNOW_VARIABLE)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| deploy::SNOW.into())
+}
+
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The application to deploy.
@@ -149,9 +156,7 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let program: OsString = std::env::var_os(SNOW_VARIABLE)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| deploy::SNOW.into());
+    let program = snow_program();
     let actor = audit::actor(ws.root(), |k| std::env::var(k).ok());
     let commit = audit::head_commit(ws.root());
     let log = ws.audit_log();

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod demo;
 pub mod deploy;
+pub mod doctor;
 pub mod proxy;
 pub mod workspace;
 

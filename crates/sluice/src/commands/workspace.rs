@@ -202,6 +202,18 @@ pub fn setup(_args: SetupArgs) -> CmdResult {
             .relative(&python::venv_python(workspace.root()))
             .display()
     );
+    // Setup's own work succeeded; what the doctor finds is advice (CI's test
+    // job runs setup without Snowflake connections).
+    println!("setup: checking the workspace (sluice doctor)");
+    let findings = super::doctor::print_findings(&workspace, false);
+    let (warnings, failures) = sluice_apps::doctor::summary(&findings);
+    if warnings + failures > 0 {
+        println!(
+            "setup: the doctor found {failures} failure{} and {warnings} warning{} above; `sluice doctor` checks again",
+            plural(failures),
+            plural(warnings)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
