@@ -10,6 +10,8 @@
 //!   (the defaults are embedded; apps render from the workspace's copies).
 //! - [`doctor`]: `sluice doctor`, one line per check of Python, Streamlit,
 //!   `snow` and the environments' Snowflake CLI connections.
+//! - [`import`]: `sluice import PATH NAME`, an existing Streamlit app
+//!   folder brought in as an app, completed from the app templates.
 //! - [`python`]: which Python runs pages, and `sluice setup`'s virtualenv.
 //! - [`runner`]: `sluice test` (Streamlit's `AppTest`, one Python process for
 //!   all pages) and `sluice run` (`streamlit run`).
@@ -23,6 +25,7 @@ pub mod audit;
 pub mod config;
 pub mod deploy;
 pub mod doctor;
+pub mod import;
 pub mod inventory;
 pub mod names;
 pub mod python;

@@ -26,7 +26,7 @@ pub const EXAMPLE_APP: &str = "main_app";
 pub const EXAMPLE_PAGE: &str = "overview";
 
 /// The workspace templates folder's app and page subfolders.
-const APP_TEMPLATES: &str = "templates/app";
+pub(crate) const APP_TEMPLATES: &str = "templates/app";
 const PAGE_TEMPLATE: &str = "templates/page/page.py.j2";
 const TEMPLATE_SUFFIX: &str = ".j2";
 
@@ -161,7 +161,7 @@ pub enum ScaffoldError {
     },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
     move |source| ScaffoldError::Io {
         path: path.to_path_buf(),
         error: source,
@@ -250,16 +250,7 @@ pub fn init(dir: &Path) -> Result<InitOutcome, ScaffoldError> {
 /// every file there, rendered when it ends in `.j2` (suffix dropped), plus
 /// an empty `pages/` folder.
 pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldError> {
-    match names::check_app_name(name) {
-        Ok(()) => {}
-        Err(NameProblem::NotSnakeCase) => {
-            return Err(ScaffoldError::InvalidName {
-                what: "app",
-                name: name.into(),
-            })
-        }
-        Err(NameProblem::Reserved) => return Err(ScaffoldError::ReservedName(name.into())),
-    }
+    check_new_app_name(name)?;
     let app_dir = workspace.apps_dir().join(name);
     if app_dir.exists() {
         return Err(ScaffoldError::AppExists {
@@ -268,26 +259,7 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
         });
     }
 
-    let templates = workspace.root().join(APP_TEMPLATES);
-    if !templates.is_dir() {
-        return Err(ScaffoldError::MissingTemplate(
-            workspace.relative(&templates).to_path_buf(),
-        ));
-    }
-    let context = Context::app(&workspace.config().project, name);
-    let mut planned = Vec::new();
-    for (relative, source) in template_files(&templates)? {
-        let text = fs::read_to_string(&source).map_err(io_error(&source))?;
-        let shown = workspace.relative(&source).to_string_lossy().into_owned();
-        let (target, contents) = match relative
-            .to_str()
-            .and_then(|p| p.strip_suffix(TEMPLATE_SUFFIX))
-        {
-            Some(stripped) => (PathBuf::from(stripped), render(&shown, &text, &context)?),
-            None => (relative, text),
-        };
-        planned.push((target, contents));
-    }
+    let planned = render_app_templates(workspace, &workspace.root().join(APP_TEMPLATES), name)?;
 
     // create_dir (not _all) fails if another process made the app meanwhile.
     fs::create_dir_all(workspace.apps_dir()).map_err(io_error(&workspace.apps_dir()))?;
@@ -319,6 +291,48 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
             Err(error)
         }
     }
+}
+
+/// Refuses a name a new app cannot have (not snake_case, or `components`).
+pub(crate) fn check_new_app_name(name: &str) -> Result<(), ScaffoldError> {
+    match names::check_app_name(name) {
+        Ok(()) => Ok(()),
+        Err(NameProblem::NotSnakeCase) => Err(ScaffoldError::InvalidName {
+            what: "app",
+            name: name.into(),
+        }),
+        Err(NameProblem::Reserved) => Err(ScaffoldError::ReservedName(name.into())),
+    }
+}
+
+/// The files an app called `name` gets from the app templates in
+/// `templates` (the workspace's `templates/app/`, or an older copy of it):
+/// (path in the app, contents), rendered when the template ends in `.j2`.
+pub(crate) fn render_app_templates(
+    workspace: &Workspace,
+    templates: &Path,
+    name: &str,
+) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
+    if !templates.is_dir() {
+        return Err(ScaffoldError::MissingTemplate(
+            workspace.relative(templates).to_path_buf(),
+        ));
+    }
+    let context = Context::app(&workspace.config().project, name);
+    let mut planned = Vec::new();
+    for (relative, source) in template_files(templates)? {
+        let text = fs::read_to_string(&source).map_err(io_error(&source))?;
+        let shown = workspace.relative(&source).to_string_lossy().into_owned();
+        let (target, contents) = match relative
+            .to_str()
+            .and_then(|p| p.strip_suffix(TEMPLATE_SUFFIX))
+        {
+            Some(stripped) => (PathBuf::from(stripped), render(&shown, &text, &context)?),
+            None => (relative, text),
+        };
+        planned.push((target, contents));
+    }
+    Ok(planned)
 }
 
 /// Creates `applications/<app>/pages/<page>.py` from `templates/page/page.py.j2`.
@@ -429,7 +443,7 @@ fn write_all(root: &Path, files: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, S
     Ok(written)
 }
 
-fn write_new(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_new(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(contents.as_bytes())
 }

@@ -35,6 +35,8 @@ enum Command {
     Init(commands::workspace::InitArgs),
     /// Create an application from the app template.
     NewApp(commands::workspace::NewAppArgs),
+    /// Bring an existing Streamlit app folder in as an application.
+    Import(commands::import::ImportArgs),
     /// Add a page to an application from the page template.
     NewPage(commands::workspace::NewPageArgs),
     /// Show the workspace configuration.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => commands::workspace::init(args),
         Command::NewApp(args) => commands::workspace::new_app(args),
+        Command::Import(args) => commands::import::run(args),
         Command::NewPage(args) => commands::workspace::new_page(args),
         Command::Config(cmd) => commands::workspace::config(cmd),
         Command::Setup(args) => commands::workspace::setup(args),

@@ -1,8 +1,8 @@
 //! `sluice check`: compliance report over `sluice_rules`.
 //!
-//! Thin: find the workspace, load the rules, run the check, render, and map
-//! the outcome to an exit code (0 clean, 1 error-severity violations,
-//! 2 unusable configuration).
+//! Thin: find the workspace, load the rules, run the check, apply or write
+//! a baseline (`sluice_rules::baseline`), render, and map the outcome to an
+//! exit code (0 clean, 1 error-severity violations, 2 unusable configuration).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,18 +32,27 @@ pub struct CheckArgs {
     /// Rules file [default: compliance/rules.yml of the workspace].
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
+    /// Report only violations not recorded in this baseline file.
+    #[arg(long, value_name = "FILE", conflicts_with = "write_baseline")]
+    pub baseline: Option<PathBuf>,
+    /// Record every current violation in FILE (for `--baseline`) and exit 0.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["app", "output"])]
+    pub write_baseline: Option<PathBuf>,
 }
 
-pub fn run(args: CheckArgs) -> CmdResult {
+/// Checks the workspace around the current folder (or one app of it)
+/// against `rules` (default `compliance/rules.yml`); returns the report and
+/// the workspace root.
+pub fn check_workspace(
+    rules: Option<PathBuf>,
+    app: Option<String>,
+) -> Result<(sluice_rules::Report, PathBuf), CliError> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     // For the checker, a missing or broken workspace is unusable configuration (exit 2).
     let ws = super::workspace::current_workspace().map_err(|e| CliError::config(e.error))?;
     let root = ws.root().to_path_buf();
     let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
-    let rules_path = args
-        .rules
-        .clone()
-        .unwrap_or_else(|| root.join("compliance").join("rules.yml"));
+    let rules_path = rules.unwrap_or_else(|| root.join("compliance").join("rules.yml"));
     let display = rules_path
         .strip_prefix(&cwd)
         .unwrap_or(&rules_path)
@@ -52,10 +61,30 @@ pub fn run(args: CheckArgs) -> CmdResult {
     let rules = sluice_rules::load_rules(&rules_path, &display).map_err(CliError::config)?;
     let workspace =
         sluice_rules::Workspace::discover(&root, &apps_dir).map_err(CliError::config)?;
-    let options = sluice_rules::CheckOptions {
-        app: args.app.clone(),
-    };
+    let options = sluice_rules::CheckOptions { app };
     let report = sluice_rules::check(&workspace, &rules, &options)?;
+    Ok((report, root))
+}
+
+pub fn run(args: CheckArgs) -> CmdResult {
+    let (mut report, root) = check_workspace(args.rules.clone(), args.app.clone())?;
+    if let Some(path) = &args.write_baseline {
+        let baseline = sluice_rules::Baseline::from_violations(&root, &report.violations);
+        std::fs::write(path, baseline.to_json())
+            .with_context(|| format!("cannot write the baseline {}", path.display()))?;
+        println!(
+            "sluice check: recorded {} violation(s) in {} file(s) in {}; `sluice check --baseline {}` reports only new ones",
+            baseline.len(),
+            baseline.files(),
+            path.display(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &args.baseline {
+        let baseline = sluice_rules::Baseline::load(path).map_err(CliError::config)?;
+        report.apply_baseline(&baseline, &root);
+    }
 
     let format: Format = args.format.parse().map_err(|e: String| anyhow!(e))?;
     let color = format == Format::Text

@@ -5,6 +5,7 @@ pub mod check;
 pub mod demo;
 pub mod deploy;
 pub mod doctor;
+pub mod import;
 pub mod proxy;
 pub mod workspace;
 
