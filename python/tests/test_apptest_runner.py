@@ -81,3 +81,21 @@ def test_apps_get_their_own_helper_modules(tmp_path: Path) -> None:
     )
     results = [json.loads(line.removeprefix("@sluice ")) for line in done.stdout.splitlines()]
     assert [r["ok"] for r in results] == [True, True], results
+
+
+def test_the_runner_keeps_its_main_module(tmp_path: Path, monkeypatch) -> None:
+    # Streamlit runs a page as `__main__`; once the page's modules are
+    # forgotten the process must still have its own, or a library imported
+    # between pages (Snowpark, whose import calls `inspect.getmodule`) fails.
+    monkeypatch.syspath_prepend(str(RUNNER.parent))
+    monkeypatch.chdir(tmp_path)
+    import apptest_runner
+    from streamlit.testing.v1 import AppTest
+
+    app = tmp_path / "demo"
+    app.mkdir()
+    (app / "dashboard.py").write_text("import streamlit as st\nst.write('hi')\n")
+    main = sys.modules["__main__"]
+    page = {"app": "demo", "dir": str(app), "file": str(app / "dashboard.py")}
+    assert apptest_runner.run_page(AppTest, page, 30) == {"file": page["file"], "ok": True}
+    assert sys.modules["__main__"] is main

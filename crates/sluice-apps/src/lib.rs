@@ -12,6 +12,8 @@
 //!   `snow` and the environments' Snowflake CLI connections.
 //! - [`import`]: `sluice import PATH NAME`, an existing Streamlit app
 //!   folder brought in as an app, completed from the app templates.
+//! - [`local_data`]: where pages read data locally: PostgreSQL, or a local
+//!   Snowpark session over the app's `tests/data/*.csv`.
 //! - [`python`]: which Python runs pages, and `sluice setup`'s virtualenv.
 //! - [`runner`]: `sluice test` (Streamlit's `AppTest`, one Python process for
 //!   all pages) and `sluice run` (`streamlit run`).
@@ -27,6 +29,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod import;
 pub mod inventory;
+pub mod local_data;
 pub mod names;
 pub mod python;
 pub mod runner;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use sluice_apps::config::{Selection, ENVIRONMENT_KEYS};
+use sluice_apps::local_data::{local_data, LocalData};
 use sluice_apps::python::{self, Python};
 use sluice_apps::runner::{self, DEFAULT_PAGE_TIMEOUT};
 use sluice_apps::scaffold::{self, Created, InitOutcome};
@@ -261,6 +262,15 @@ pub fn test(args: TestArgs) -> CmdResult {
         plural(apps.len() + pageless.len()),
         python.program.display()
     );
+    for app in &apps {
+        if let LocalData::Snowpark { fixtures } = local_data(&workspace, app)? {
+            println!(
+                "{}: Snowpark local testing, tables from {}/",
+                app.name,
+                workspace.relative(&fixtures).display()
+            );
+        }
+    }
     for app in &pageless {
         println!("FAIL {}: no dashboard.py and no pages", app.name);
     }
