@@ -15,7 +15,10 @@
 //!   artifact list items) are updated to match.
 //! - Each file the app templates render that the app lacks is added (an app
 //!   with `requirements.txt` or `pyproject.toml`, a container-runtime app,
-//!   gets no `environment.yml`), plus an empty `pages/`.
+//!   gets no `environment.yml`), plus an empty `pages/`, and
+//!   `.sluice-app.yml` records the template version with only the added
+//!   files as the template's, so `sluice upgrade` never merges template
+//!   text into the app's own files.
 //!
 //! Like `new-app`, everything is planned before anything is written, and a
 //! failed import leaves no half-made app folder behind.
@@ -23,6 +26,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::app_template::{self, AppRecord};
 use crate::scaffold::{self, io_error, write_new, ScaffoldError, APP_TEMPLATES};
 use crate::workspace::Workspace;
 
@@ -62,6 +66,8 @@ pub struct Imported {
     pub snowflake_yml_updated: bool,
     /// Files added from the app templates.
     pub added: Vec<PathBuf>,
+    /// The template record written (`.sluice-app.yml`; none when the app had one).
+    pub record: Option<PathBuf>,
     /// Files not copied, and why.
     pub skipped: Vec<(PathBuf, &'static str)>,
 }
@@ -142,28 +148,47 @@ pub fn import_app(
     let container = CONTAINER_PACKAGE_FILES
         .iter()
         .any(|f| kept.iter().any(|k| k == Path::new(f)));
+    let templates = workspace.root().join(APP_TEMPLATES);
+    let answers = scaffold::app_answers(&workspace.config().project, name);
     let additions: Vec<(PathBuf, String)> =
-        scaffold::render_app_templates(workspace, &workspace.root().join(APP_TEMPLATES), name)?
+        scaffold::render_app_templates(workspace, &templates, &answers)?
             .into_iter()
             .filter(|(path, _)| !kept.contains(path))
             .filter(|(path, _)| !(container && path == Path::new("environment.yml")))
             .collect();
+    // The template owns only what it added: `sluice upgrade` leaves the app's own files alone.
+    let version = app_template::template_version(&templates)?;
+    let record = AppRecord {
+        template_version: version.clone(),
+        answers,
+        files: additions
+            .iter()
+            .map(|(p, _)| scaffold::slash_path(p))
+            .collect(),
+    };
+    let record_path = PathBuf::from(app_template::RECORD_FILE);
+    let recorded = !kept.contains(&record_path);
+    let mut written = additions.clone();
+    if recorded {
+        written.push((record_path.clone(), record.to_yaml()));
+        app_template::store_snapshot(workspace, &templates, &version)?;
+    }
 
     // Write.
     if !in_place {
         fs::create_dir_all(workspace.apps_dir()).map_err(io_error(&workspace.apps_dir()))?;
         fs::create_dir(&app_dir).map_err(io_error(&app_dir))?;
     }
-    let written = write_app(
+    let outcome = write_app(
         &source,
         &app_dir,
         in_place,
         &files,
         &renamed,
         snowflake_yml.as_deref(),
-        &additions,
+        &written,
     );
-    if let Err(error) = written {
+    if let Err(error) = outcome {
         if !in_place {
             // The folder is ours (create_dir succeeded): leave no half-made app behind.
             let _ = fs::remove_dir_all(&app_dir);
@@ -177,6 +202,7 @@ pub fn import_app(
         renamed,
         snowflake_yml_updated: snowflake_yml.is_some(),
         added: additions.into_iter().map(|(path, _)| path).collect(),
+        record: recorded.then_some(record_path),
         skipped,
     })
 }

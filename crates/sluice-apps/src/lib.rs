@@ -8,6 +8,10 @@
 //! - [`names`]: what an app or page may be called.
 //! - [`scaffold`]: `init`, `new-app`, `new-page` from minijinja templates
 //!   (the defaults are embedded; apps render from the workspace's copies).
+//! - [`app_template`]: the template version each app was made from
+//!   (`.sluice-app.yml`) and the snapshots of those versions.
+//! - [`upgrade`]: `sluice upgrade`, a three-way merge of template changes
+//!   into apps.
 //! - [`doctor`]: `sluice doctor`, one line per check of Python, Streamlit,
 //!   `snow` and the environments' Snowflake CLI connections.
 //! - [`import`]: `sluice import PATH NAME`, an existing Streamlit app
@@ -23,6 +27,7 @@
 //! - [`audit`]: the append-only JSON-lines audit log of deploys and shares.
 //! - [`inventory`]: `sluice apps` (pages, owners, roles, compliance, deploys).
 
+pub mod app_template;
 pub mod audit;
 pub mod config;
 pub mod deploy;
@@ -35,6 +40,7 @@ pub mod python;
 pub mod runner;
 pub mod scaffold;
 mod table;
+pub mod upgrade;
 pub mod workspace;
 
 pub use config::{Config, ConfigError, Environment, ResolvedEnvironment};

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use minijinja::Environment as Jinja;
 use serde::Serialize;
 
+use crate::app_template::{self, AppRecord};
 use crate::config::CONFIG_FILE;
 use crate::names::{self, NameProblem};
 use crate::workspace::{Workspace, WorkspaceError};
@@ -26,7 +27,7 @@ pub const EXAMPLE_APP: &str = "main_app";
 pub const EXAMPLE_PAGE: &str = "overview";
 
 /// The workspace templates folder's app and page subfolders.
-pub(crate) const APP_TEMPLATES: &str = "templates/app";
+pub const APP_TEMPLATES: &str = "templates/app";
 const PAGE_TEMPLATE: &str = "templates/page/page.py.j2";
 const TEMPLATE_SUFFIX: &str = ".j2";
 
@@ -180,6 +181,26 @@ struct Context<'a> {
     class_name: String,
 }
 
+/// The values an app's templates are rendered with, by name: what
+/// `.sluice-app.yml` records as the app's answers.
+pub type Answers = BTreeMap<String, String>;
+
+/// The answers of a new app called `app` in `project`.
+pub(crate) fn app_answers(project: &str, app: &str) -> Answers {
+    let context = Context::app(project, app);
+    [
+        ("project", context.project.to_string()),
+        ("app_name", context.app_name.to_string()),
+        ("app_title", context.app_title),
+        ("page_name", context.page_name.to_string()),
+        ("page_title", context.page_title),
+        ("class_name", context.class_name),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 impl<'a> Context<'a> {
     fn app(project: &'a str, app: &'a str) -> Self {
         Context {
@@ -259,7 +280,18 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
         });
     }
 
-    let planned = render_app_templates(workspace, &workspace.root().join(APP_TEMPLATES), name)?;
+    let templates = workspace.root().join(APP_TEMPLATES);
+    let answers = app_answers(&workspace.config().project, name);
+    let mut planned = render_app_templates(workspace, &templates, &answers)?;
+    // The template version this app is made from, for `sluice upgrade`.
+    let version = app_template::template_version(&templates)?;
+    let record = AppRecord {
+        template_version: version.clone(),
+        answers,
+        files: planned.iter().map(|(path, _)| slash_path(path)).collect(),
+    };
+    planned.push((PathBuf::from(app_template::RECORD_FILE), record.to_yaml()));
+    let snapshot_written = app_template::store_snapshot(workspace, &templates, &version)?;
 
     // create_dir (not _all) fails if another process made the app meanwhile.
     fs::create_dir_all(workspace.apps_dir()).map_err(io_error(&workspace.apps_dir()))?;
@@ -283,6 +315,10 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
             let prefix = workspace.relative(&app_dir).to_path_buf();
             let mut files: Vec<PathBuf> = written.into_iter().map(|f| prefix.join(f)).collect();
             files.push(prefix.join("pages/"));
+            if snapshot_written {
+                let snapshot = app_template::snapshot_dir(workspace, &version);
+                files.push(workspace.relative(&snapshot).join(""));
+            }
             Ok(Created { files })
         }
         Err(error) => {
@@ -305,20 +341,21 @@ pub(crate) fn check_new_app_name(name: &str) -> Result<(), ScaffoldError> {
     }
 }
 
-/// The files an app called `name` gets from the app templates in
-/// `templates` (the workspace's `templates/app/`, or an older copy of it):
-/// (path in the app, contents), rendered when the template ends in `.j2`.
+/// The files an app gets from the app templates in `templates` (the
+/// workspace's `templates/app/`, or a snapshot of an older version) with
+/// `answers`: (path in the app, contents), rendered when the template ends
+/// in `.j2`.
 pub(crate) fn render_app_templates(
     workspace: &Workspace,
     templates: &Path,
-    name: &str,
+    answers: &Answers,
 ) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
     if !templates.is_dir() {
         return Err(ScaffoldError::MissingTemplate(
             workspace.relative(templates).to_path_buf(),
         ));
     }
-    let context = Context::app(&workspace.config().project, name);
+    let context = answers;
     let mut planned = Vec::new();
     for (relative, source) in template_files(templates)? {
         let text = fs::read_to_string(&source).map_err(io_error(&source))?;
@@ -406,7 +443,7 @@ fn render(name: &str, text: &str, context: impl Serialize) -> Result<String, Sca
 
 /// Every file under `dir` (recursively, sorted), as (relative path, full path).
 /// Hidden files and `__pycache__` are skipped.
-fn template_files(dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ScaffoldError> {
+pub(crate) fn template_files(dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ScaffoldError> {
     let mut found = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
@@ -430,6 +467,14 @@ fn template_files(dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ScaffoldErro
 }
 
 /// Writes each (relative path, contents) under `root`, never overwriting.
+/// `a/b.py` with `/` whatever the platform: how records name files.
+pub(crate) fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn write_all(root: &Path, files: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, ScaffoldError> {
     let mut written = Vec::new();
     for (relative, contents) in files {

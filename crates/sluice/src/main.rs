@@ -37,6 +37,8 @@ enum Command {
     NewApp(commands::workspace::NewAppArgs),
     /// Bring an existing Streamlit app folder in as an application.
     Import(commands::import::ImportArgs),
+    /// Merge changes of templates/app/ into apps made from an older version.
+    Upgrade(commands::upgrade::UpgradeArgs),
     /// Add a page to an application from the page template.
     NewPage(commands::workspace::NewPageArgs),
     /// Show the workspace configuration.
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::workspace::init(args),
         Command::NewApp(args) => commands::workspace::new_app(args),
         Command::Import(args) => commands::import::run(args),
+        Command::Upgrade(args) => commands::upgrade::run(args),
         Command::NewPage(args) => commands::workspace::new_page(args),
         Command::Config(cmd) => commands::workspace::config(cmd),
         Command::Setup(args) => commands::workspace::setup(args),

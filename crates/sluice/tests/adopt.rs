@@ -68,6 +68,7 @@ fn import_keeps_the_apps_files_adds_the_missing_ones_and_reports_the_check() {
              Added from templates/app/:\n\
              \x20 applications/sales_report/README.md\n\
              \x20 applications/sales_report/share.yml\n\
+             Recorded the template version in applications/sales_report/.sluice-app.yml (for `sluice upgrade`)\n\
              sluice check --app sales_report: 7 error(s), 0 warning(s)\n\
              \x20 applications/sales_report/dashboard.py:1: [error] import-base-page: page file does not import `components.base_page`\n\
              \x20 applications/sales_report/dashboard.py:1: [error] page-class: page file defines no class matching `*Page`\n\

@@ -72,6 +72,7 @@ fn the_done_when_sequence_passes_with_real_apptest() {
            applications/sales_dashboard/environment.yml\n  \
            applications/sales_dashboard/share.yml\n  \
            applications/sales_dashboard/snowflake.yml\n  \
+           applications/sales_dashboard/.sluice-app.yml\n  \
            applications/sales_dashboard/pages/\n\
          Next: sluice new-page sales_dashboard PAGE, sluice run sales_dashboard, sluice test sales_dashboard\n"
     );

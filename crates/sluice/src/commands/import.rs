@@ -70,6 +70,12 @@ pub fn run(args: ImportArgs) -> CmdResult {
     if imported.added.is_empty() {
         println!("  (nothing: the app had every file)");
     }
+    if let Some(record) = &imported.record {
+        println!(
+            "Recorded the template version in {} (for `sluice upgrade`)",
+            shown(record)
+        );
+    }
 
     let (report, _) = check_workspace(None, Some(args.name.clone()))?;
     println!(

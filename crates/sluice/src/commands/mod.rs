@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod import;
 pub mod proxy;
+pub mod upgrade;
 pub mod workspace;
 
 use std::io::Write;
