@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUNNER = Path(__file__).resolve().parent.parent / "sluice_runner" / "apptest_runner.py"
+from .conftest import RUNNER, run_spec
 
 
 def run_runner(tmp_path: Path, pages: dict[str, str]) -> tuple[list[dict], str]:
@@ -19,17 +19,7 @@ def run_runner(tmp_path: Path, pages: dict[str, str]) -> tuple[list[dict], str]:
     for name, source in pages.items():
         (app / name).write_text(source)
         spec_pages.append({"app": "demo", "dir": str(app), "file": str(app / name)})
-    spec = {"apps_dir": str(tmp_path / "apps"), "timeout": 30, "pages": spec_pages}
-    done = subprocess.run(
-        [sys.executable, str(RUNNER)],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines = done.stdout.splitlines()
-    assert all(line.startswith("@sluice ") for line in lines), done.stdout
-    return [json.loads(line.removeprefix("@sluice ")) for line in lines], done.stderr
+    return run_spec({"apps_dir": str(tmp_path / "apps"), "timeout": 30, "pages": spec_pages})
 
 
 def test_results_per_page(tmp_path: Path) -> None:

@@ -4,9 +4,6 @@ fixture tables: Snowpark's real local testing mode, CSV fixtures as tables,
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from sluice_components.base_page import BasePage
 from sluice_runner import local_snowpark
 
-RUNNER = Path(__file__).resolve().parent.parent / "sluice_runner" / "apptest_runner.py"
+from .conftest import run_spec
 ORDERS = "order_id,region,amount\n1,North,120.5\n2,South,80\n3,North,42\n"
 
 
@@ -104,15 +101,8 @@ def run_pages(app: Path, pages: dict[str, str]) -> list[dict]:
         spec["pages"].append(
             {"app": app.name, "dir": str(app), "file": str(app / name), "snowpark": True}
         )
-    done = subprocess.run(
-        [sys.executable, str(RUNNER)],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": "/usr/bin:/bin", "SLUICE_POSTGRES_URL": "postgresql://not-for-snowpark"},
-    )
-    return [json.loads(line.removeprefix("@sluice ")) for line in done.stdout.splitlines()]
+    env = {"PATH": "/usr/bin:/bin", "SLUICE_POSTGRES_URL": "postgresql://not-for-snowpark"}
+    return run_spec(spec, env)[0]
 
 
 def test_the_runner_gives_snowpark_pages_the_session_and_no_postgres(app: Path) -> None:

@@ -33,8 +33,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::strip_location;
 use crate::scaffold::{io_error, template_files, ScaffoldError};
 use crate::workspace::Workspace;
+use crate::write_once::write_folder_once;
 
 /// The record file in every app's folder.
 pub const RECORD_FILE: &str = ".sluice-app.yml";
@@ -100,12 +102,7 @@ impl AppRecord {
                     }
                     None => shown.to_path_buf(),
                 },
-                message: e
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                message: strip_location(&e.to_string()),
             })
     }
 
@@ -140,8 +137,7 @@ pub fn snapshot_dir(workspace: &Workspace, version: &str) -> PathBuf {
 }
 
 /// Stores a snapshot of `templates` (at `version`) unless one exists;
-/// returns whether it wrote one. Written aside and renamed into place, so a
-/// snapshot folder is always complete.
+/// returns whether it wrote one (see [`crate::write_once`]).
 pub fn store_snapshot(
     workspace: &Workspace,
     templates: &Path,
@@ -151,23 +147,11 @@ pub fn store_snapshot(
     if dir.is_dir() {
         return Ok(false);
     }
-    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
-    fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+    let mut files = Vec::new();
     for (relative, source) in template_files(templates)? {
-        let target = staging.join(&relative);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_error(parent))?;
-        }
-        fs::copy(&source, &target).map_err(io_error(&source))?;
+        files.push((relative, fs::read(&source).map_err(io_error(&source))?));
     }
-    if let Err(error) = fs::rename(&staging, &dir) {
-        let _ = fs::remove_dir_all(&staging);
-        if !dir.is_dir() {
-            return Err(ScaffoldError::Io { path: dir, error });
-        }
-        return Ok(false);
-    }
-    Ok(true)
+    write_folder_once(&dir, &files).map_err(|(path, error)| ScaffoldError::Io { path, error })
 }
 
 /// The snapshot of `version`, checked against its name.

@@ -27,6 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::app_template::{self, AppRecord};
+use crate::project_definition::streamlit_value;
 use crate::scaffold::{self, io_error, write_new, ScaffoldError, APP_TEMPLATES};
 use crate::workspace::Workspace;
 
@@ -281,7 +282,7 @@ fn main_file(source: &Path, files: &[PathBuf]) -> Option<PathBuf> {
     let present = |name: &str| files.iter().find(|f| *f == Path::new(name)).cloned();
     let declared = fs::read_to_string(source.join("snowflake.yml"))
         .ok()
-        .and_then(|text| declared_main_file(&text));
+        .and_then(|text| streamlit_value(&text, "main_file"));
     if let Some(found) = declared.as_deref().and_then(present) {
         return Some(found);
     }
@@ -296,26 +297,6 @@ fn main_file(source: &Path, files: &[PathBuf]) -> Option<PathBuf> {
         [only] => Some((*only).clone()),
         _ => None,
     }
-}
-
-/// `main_file` of a Snowflake CLI project definition: a `streamlit`
-/// entity's (definition_version 2), or `streamlit.main_file` (version 1).
-fn declared_main_file(text: &str) -> Option<String> {
-    let definition: serde_norway::Value = serde_norway::from_str(text).ok()?;
-    let from_entities = definition
-        .get("entities")
-        .and_then(|e| e.as_mapping())
-        .into_iter()
-        .flat_map(|entities| entities.values())
-        .find_map(|entity| entity.get("main_file").and_then(|m| m.as_str()));
-    from_entities
-        .or_else(|| {
-            definition
-                .get("streamlit")
-                .and_then(|s| s.get("main_file"))
-                .and_then(|m| m.as_str())
-        })
-        .map(str::to_string)
 }
 
 /// `text` with every `main_file: OLD` value and `- OLD` list item replaced
@@ -350,15 +331,6 @@ fn rename_in_definition(text: &str, old: &str, new: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_declared_main_file_wins() {
-        let v2 = "definition_version: '2'\nentities:\n  old:\n    type: streamlit\n    main_file: home.py\n";
-        assert_eq!(declared_main_file(v2).as_deref(), Some("home.py"));
-        let v1 = "definition_version: 1\nstreamlit:\n  name: x\n  main_file: start.py\n";
-        assert_eq!(declared_main_file(v1).as_deref(), Some("start.py"));
-        assert_eq!(declared_main_file("not: [yaml"), None);
-    }
 
     #[test]
     fn renaming_keeps_comments_and_layout() {

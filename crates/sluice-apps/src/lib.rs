@@ -36,12 +36,14 @@ pub mod import;
 pub mod inventory;
 pub mod local_data;
 pub mod names;
+mod project_definition;
 pub mod python;
 pub mod runner;
 pub mod scaffold;
 mod table;
 pub mod upgrade;
 pub mod workspace;
+mod write_once;
 
 pub use config::{Config, ConfigError, Environment, ResolvedEnvironment};
 pub use workspace::{App, Workspace, WorkspaceError};

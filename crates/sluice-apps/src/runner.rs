@@ -28,6 +28,7 @@ use crate::config::ConfigError;
 use crate::local_data::{local_data, local_postgres_url, LocalData};
 use crate::python::{Python, PythonError};
 use crate::workspace::{App, Workspace};
+use crate::write_once::write_folder_once;
 
 /// The runner scripts, shipped inside the binary: (file name, contents).
 const RUNNER_SCRIPTS: [(&str, &str); 3] = [
@@ -114,27 +115,12 @@ fn runner_scripts(workspace: &Workspace) -> Result<PathBuf, RunError> {
         .map(|b| format!("{b:02x}"))
         .collect();
     let dir = workspace.root().join(RUNNER_DIR).join(hex);
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    let write_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| RunError::WriteRunner { path, error }
-    };
-    // Written aside, then renamed into place in one step.
-    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::create_dir_all(&staging).map_err(write_error(&staging))?;
-    for (name, text) in RUNNER_SCRIPTS {
-        let path = staging.join(name);
-        std::fs::write(&path, text).map_err(write_error(&path))?;
-    }
-    if let Err(error) = std::fs::rename(&staging, &dir) {
-        let _ = std::fs::remove_dir_all(&staging);
-        // Another run put the same scripts there first.
-        if !dir.is_dir() {
-            return Err(RunError::WriteRunner { path: dir, error });
-        }
-    }
+    let files: Vec<(PathBuf, Vec<u8>)> = RUNNER_SCRIPTS
+        .iter()
+        .map(|(name, text)| (PathBuf::from(name), text.as_bytes().to_vec()))
+        .collect();
+    write_folder_once(&dir, &files)
+        .map_err(|(path, error)| RunError::WriteRunner { path, error })?;
     Ok(dir)
 }
 

@@ -355,7 +355,6 @@ pub(crate) fn render_app_templates(
             workspace.relative(templates).to_path_buf(),
         ));
     }
-    let context = answers;
     let mut planned = Vec::new();
     for (relative, source) in template_files(templates)? {
         let text = fs::read_to_string(&source).map_err(io_error(&source))?;
@@ -364,7 +363,7 @@ pub(crate) fn render_app_templates(
             .to_str()
             .and_then(|p| p.strip_suffix(TEMPLATE_SUFFIX))
         {
-            Some(stripped) => (PathBuf::from(stripped), render(&shown, &text, &context)?),
+            Some(stripped) => (PathBuf::from(stripped), render(&shown, &text, answers)?),
             None => (relative, text),
         };
         planned.push((target, contents));

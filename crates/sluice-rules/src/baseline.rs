@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::without_location;
 use crate::rules::Violation;
 
 /// The format version written as `sluice_baseline`.
@@ -145,12 +146,7 @@ impl Baseline {
                 path: path.to_path_buf(),
                 line: e.line(),
                 column: e.column(),
-                message: e
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                message: without_location(&e.to_string()),
             })?;
         if file.sluice_baseline != BASELINE_FORMAT {
             return Err(BaselineError::Version {

@@ -8,7 +8,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{assert_error, ok, run, sluice};
+use common::{assert_error, copy_dir, ok, run, sluice};
 
 const LEGACY_APP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -16,10 +16,7 @@ const LEGACY_APP: &str = concat!(
 );
 
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    ok(sluice(dir.path()).args(["init", "ws"]));
-    let root = dir.path().join("ws").canonicalize().unwrap();
-    (dir, root)
+    common::init_workspace()
 }
 
 /// A copy of the fixture app with a Python cache in it, as a real folder would have.
@@ -33,19 +30,6 @@ fn legacy_copy(dir: &Path) -> PathBuf {
     )
     .unwrap();
     copy
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

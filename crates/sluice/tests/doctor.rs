@@ -13,20 +13,11 @@ mod common;
 use common::{assert_error, ok, run, sluice};
 
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    ok(sluice(dir.path()).args(["init", "ws"]));
-    let root = dir.path().join("ws").canonicalize().unwrap();
-    (dir, root)
+    common::init_workspace()
 }
 
 fn repo_snow() -> PathBuf {
-    let snow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/snow");
-    assert!(
-        snow.is_file(),
-        "{} is missing: run `bash scripts/setup.sh`",
-        snow.display()
-    );
-    snow
+    common::repo_venv_program("snow")
 }
 
 /// `sluice doctor` with `home` as SNOWFLAKE_HOME and no Snowflake variables

@@ -11,7 +11,7 @@ use std::process::Stdio;
 
 mod common;
 
-use common::{ok, run, sluice};
+use common::{free_port, ok, run, sluice};
 
 const ORDERS_APP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,9 +21,7 @@ const ORDERS_APP: &str = concat!(
 /// A workspace (whose `local` environment has a PostgreSQL URL) with the app
 /// `orders`: the template's dashboard plus the fixture's page and CSV.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    ok(sluice(dir.path()).args(["init", "ws"]));
-    let root = dir.path().join("ws").canonicalize().unwrap();
+    let (dir, root) = common::init_workspace();
     ok(sluice(&root).args(["new-app", "orders"]));
     let app = root.join("applications/orders");
     for file in ["pages/orders.py", "tests/data/ORDERS.csv"] {
@@ -99,15 +97,6 @@ fn an_app_without_fixtures_keeps_reading_postgres() {
         "{}",
         result.stdout
     );
-}
-
-/// A loopback port nothing listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -28,9 +28,7 @@ fn replace_in(path: &Path, from: &str, to: &str) {
 /// (untouched), `hr` (its creator changed the live query), `finance` (its
 /// creator changed the subheader line the template change touches too).
 fn three_apps() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    ok(sluice(dir.path()).args(["init", "ws"]));
-    let root = dir.path().join("ws").canonicalize().unwrap();
+    let (dir, root) = common::init_workspace();
     for app in ["sales", "hr", "finance"] {
         ok(sluice(&root).args(["new-app", app]));
     }

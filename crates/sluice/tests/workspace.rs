@@ -13,15 +13,11 @@ mod common;
 #[path = "../../sluice-apps/tests/common/mod.rs"]
 mod apps_common;
 
-use common::{assert_error, run, sluice};
+use common::{assert_error, free_port, run, sluice};
 
 /// A fresh workspace made by `sluice init` in a temporary folder.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("ws");
-    let result = run(sluice(dir.path()).args(["init", "ws"]));
-    assert_eq!(result.code, 0, "{}", result.stderr);
-    (dir, root.canonicalize().unwrap())
+    common::init_workspace()
 }
 
 #[test]
@@ -590,15 +586,6 @@ fn setup_creates_the_virtualenv_once() {
         "{}",
         second.stdout
     );
-}
-
-/// A loopback port nothing listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` on loopback; `None` while nothing answers.
