@@ -26,6 +26,10 @@
 //!   `snow` command, a digest), `--changed-since`, and executing a plan.
 //! - [`audit`]: the append-only JSON-lines audit log of deploys and shares.
 //! - [`inventory`]: `sluice apps` (pages, owners, roles, compliance, deploys).
+//!
+//! Private helpers: `write_once` (content-named folders written once: the
+//! runner scripts, template snapshots) and `project_definition` (one value
+//! of an app's own `snowflake.yml`).
 
 pub mod app_template;
 pub mod audit;

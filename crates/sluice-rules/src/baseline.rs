@@ -209,8 +209,14 @@ impl Baseline {
 
     /// Splits `violations` (in report order: by file, then line) into new and
     /// known ones. Each entry hides at most `count` violations; the later
-    /// copies of an identical violation are new.
-    pub fn split(&self, root: &Path, violations: Vec<Violation>) -> Split {
+    /// copies of an identical violation are new. Only entries whose file
+    /// `checked` accepts count as fixed when unmatched (`--app` checks one app).
+    pub fn split(
+        &self,
+        root: &Path,
+        violations: Vec<Violation>,
+        checked: impl Fn(&str) -> bool,
+    ) -> Split {
         let mut texts = SourceCache::new(root);
         let mut used: HashMap<Key, usize> = HashMap::new();
         let mut split = Split::default();
@@ -228,6 +234,7 @@ impl Baseline {
         split.fixed = self
             .entries
             .iter()
+            .filter(|(key, _)| checked(&key.file))
             .map(|(key, known)| known.count - used.get(key).copied().unwrap_or(0))
             .sum();
         split
@@ -327,7 +334,7 @@ mod tests {
             violation(file, Some(3), "DELETE"),
             violation(file, Some(4), "DELETE"),
         ];
-        let split = baseline.split(dir.path(), after);
+        let split = baseline.split(dir.path(), after, |_| true);
         assert_eq!(split.known.len(), 1);
         assert_eq!(split.known[0].line, Some(3));
         assert_eq!(split.new.len(), 1);
@@ -345,7 +352,7 @@ mod tests {
         no_main.whole_file = true;
         let baseline = Baseline::from_violations(dir.path(), std::slice::from_ref(&no_main));
         std::fs::write(dir.path().join(file), "import os\nimport streamlit as st\n").unwrap();
-        let split = baseline.split(dir.path(), vec![no_main]);
+        let split = baseline.split(dir.path(), vec![no_main], |_| true);
         assert_eq!((split.known.len(), split.new.len()), (1, 0));
     }
 
@@ -358,8 +365,11 @@ mod tests {
         assert!(text.contains("\"count\": 2"), "{text}");
         let again = Baseline::parse(&text, Path::new("b.json")).unwrap();
         assert_eq!(again, baseline);
-        let split = again.split(dir.path(), Vec::new());
+        let split = again.split(dir.path(), Vec::new(), |_| true);
         assert_eq!(split.fixed, 2);
+        // Entries of apps that were not checked are not fixed.
+        let split = again.split(dir.path(), Vec::new(), |f| f.starts_with("applications/b/"));
+        assert_eq!(split.fixed, 0);
     }
 
     #[test]

@@ -196,6 +196,21 @@ fn the_check_job_fails_only_on_violations_missing_from_a_committed_baseline() {
     );
     let quality = fs::read_to_string(root.join("gl-code-quality-report.json")).unwrap();
     assert_eq!(quality.trim(), "[]");
+    // Checking another app alone does not count this app's debt as fixed.
+    let other = ok(sluice(&root).args([
+        "check",
+        "--app",
+        "main_app",
+        "--baseline",
+        "compliance/baseline.json",
+    ]));
+    assert!(
+        other
+            .stdout
+            .contains("Baseline:             0 known and not reported, 0 new\n"),
+        "{}",
+        other.stdout
+    );
 
     // New debt fails the job, and only it is reported.
     let cleanup = root.join("applications/sales_report/pages/cleanup.py");

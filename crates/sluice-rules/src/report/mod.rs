@@ -67,7 +67,15 @@ impl Report {
     /// [`crate::baseline`]) and recounts each app's errors and warnings, so
     /// the exit code and every format reflect new violations only.
     pub fn apply_baseline(&mut self, baseline: &Baseline, root: &Path) {
-        let split = baseline.split(root, std::mem::take(&mut self.violations));
+        // A file belongs to a checked app when it is in (or is) its folder.
+        let dirs: Vec<&str> = self.apps.iter().map(|a| a.dir.as_str()).collect();
+        let checked = |file: &str| {
+            dirs.iter().any(|d| {
+                file.strip_prefix(d)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        let split = baseline.split(root, std::mem::take(&mut self.violations), checked);
         self.violations = split.new;
         for app in &mut self.apps {
             let of_app: Vec<&Violation> = self
