@@ -289,7 +289,7 @@ impl Config {
 
 /// serde_norway appends " at line L column C" to its messages; the location
 /// is printed in front instead, compiler style.
-fn strip_location(message: &str) -> String {
+pub(crate) fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
         _ => message.to_string(),

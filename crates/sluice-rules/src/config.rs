@@ -256,12 +256,7 @@ impl RulesFile {
                 path: display_path.to_string(),
                 line,
                 column,
-                message: err
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                message: without_location(&err.to_string()),
             }
         })
     }
@@ -373,6 +368,12 @@ pub fn slug(name: &str) -> String {
         out.pop();
     }
     out
+}
+
+/// A parser's message without its trailing ` at line L column C`: errors
+/// carry the location as `file:line:col` in front instead.
+pub(crate) fn without_location(message: &str) -> String {
+    message.split(" at line ").next().unwrap_or("").to_string()
 }
 
 #[cfg(test)]

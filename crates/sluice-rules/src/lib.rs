@@ -21,12 +21,15 @@
 //!   fallback for templated SQL.
 //! - [`rules`] — one module per rule kind (class, function, import, file,
 //!   sql, share, runtime) and the registry table [`rules::KINDS`].
+//! - [`baseline`] — known violations (`--baseline`), matched by rule, file
+//!   and a fingerprint of the offending text.
 //! - [`engine`] — the walker: parse phase, rule phase, suppressions.
 //! - [`report`] — the result model and one module per output format.
 //! - [`source`] — line numbers and `# sluice: ignore[rule-id]` comments.
 //!
 //! The default rules file that `sluice init` writes is [`DEFAULT_RULES`].
 
+pub mod baseline;
 pub mod config;
 pub mod engine;
 pub mod project_file;
@@ -38,6 +41,7 @@ pub mod source;
 pub mod sql;
 pub mod workspace;
 
+pub use baseline::{Baseline, BaselineError};
 pub use config::{load_rules, parse_rules, ConfigError, Severity};
 pub use engine::{check, CheckError, CheckOptions};
 pub use report::{render, Format, RenderOptions, Report, UnknownFormat};

@@ -106,9 +106,15 @@ impl ProjectFile {
             _ => String::new(),
         };
         if version != "2" && !version.starts_with("2.") {
+            // Apps brought in by `sluice import` often still have a version 1 file.
+            let convert = if version == "1" || version.starts_with("1.") {
+                "; `snow helpers v1-to-v2` in the app's folder converts this version 1 file"
+            } else {
+                ""
+            };
             return Err(error(
                 "definition_version",
-                "sluice deploy reads a `definition_version: '2'` project with one streamlit entity under `entities:`".into(),
+                format!("sluice deploy reads a `definition_version: '2'` project with one streamlit entity under `entities:`{convert}"),
             ));
         }
         let Some(Value::Mapping(entities)) = doc.get("entities") else {
@@ -260,6 +266,14 @@ entities:
         let v1 = "definition_version: 1\nstreamlit:\n  name: x\n";
         let err = ProjectFile::parse(v1).unwrap_err();
         assert_eq!(err.line, 1);
+        assert!(
+            err.message.ends_with(
+                "; `snow helpers v1-to-v2` in the app's folder converts this version 1 file"
+            ),
+            "{err}"
+        );
+        let err = ProjectFile::parse("definition_version: 3\nentities: {}\n").unwrap_err();
+        assert!(err.message.ends_with("under `entities:`"), "{err}");
         let two = format!("{CONTAINER}  other:\n    type: streamlit\n");
         let err = ProjectFile::parse(&two).unwrap_err();
         assert_eq!(

@@ -13,15 +13,11 @@ mod common;
 #[path = "../../sluice-apps/tests/common/mod.rs"]
 mod apps_common;
 
-use common::{assert_error, run, sluice};
+use common::{assert_error, free_port, run, sluice};
 
 /// A fresh workspace made by `sluice init` in a temporary folder.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("ws");
-    let result = run(sluice(dir.path()).args(["init", "ws"]));
-    assert_eq!(result.code, 0, "{}", result.stderr);
-    (dir, root.canonicalize().unwrap())
+    common::init_workspace()
 }
 
 #[test]
@@ -72,6 +68,7 @@ fn the_done_when_sequence_passes_with_real_apptest() {
            applications/sales_dashboard/environment.yml\n  \
            applications/sales_dashboard/share.yml\n  \
            applications/sales_dashboard/snowflake.yml\n  \
+           applications/sales_dashboard/.sluice-app.yml\n  \
            applications/sales_dashboard/pages/\n\
          Next: sluice new-page sales_dashboard PAGE, sluice run sales_dashboard, sluice test sales_dashboard\n"
     );
@@ -542,30 +539,53 @@ fn setup_creates_the_virtualenv_once() {
     fs::write(root.join("requirements.txt"), "# nothing\n").unwrap();
     let first = run(sluice(&root).arg("setup"));
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
-    assert_eq!(
-        first.stdout,
-        "setup: created virtualenv .venv with python3\n\
-         setup: no packages listed in requirements.txt\n\
-         setup: ready: .venv/bin/python\n"
+    assert!(
+        first.stdout.starts_with(
+            "setup: created virtualenv .venv with python3\n\
+             setup: no packages listed in requirements.txt\n\
+             setup: ready: .venv/bin/python\n\
+             setup: checking the workspace (sluice doctor)\n\
+             ok    python: "
+        ),
+        "{}",
+        first.stdout
     );
     assert!(root.join(".venv/bin/python").exists());
-    let second = run(sluice(&root).arg("setup"));
+    // An empty Snowflake CLI configuration, whatever this machine has.
+    let snowflake_home = tempfile::tempdir().unwrap();
+    let second = run(sluice(&root)
+        .arg("setup")
+        .env("SNOWFLAKE_HOME", snowflake_home.path()));
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(
-        second.stdout,
-        "setup: virtualenv .venv exists\n\
-         setup: packages from requirements.txt already installed\n\
-         setup: ready: .venv/bin/python\n"
+    assert!(
+        second.stdout.starts_with(
+            "setup: virtualenv .venv exists\n\
+             setup: packages from requirements.txt already installed\n\
+             setup: ready: .venv/bin/python\n\
+             setup: checking the workspace (sluice doctor)\n"
+        ),
+        "{}",
+        second.stdout
     );
-}
-
-/// A loopback port nothing listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Setup succeeds whatever the doctor finds (CI's test job has no
+    // Snowflake connections), and says so once.
+    let doctor_lines: Vec<&str> = second.stdout.lines().skip(4).collect();
+    let (findings, summary) = doctor_lines.split_at(doctor_lines.len() - 1);
+    assert!(
+        findings.iter().all(|l| ["ok    ", "WARN  ", "FAIL  "]
+            .iter()
+            .any(|p| l.starts_with(p))),
+        "{}",
+        second.stdout
+    );
+    assert!(findings
+        .iter()
+        .any(|l| l.starts_with("FAIL  connection \"test\": ")));
+    assert!(
+        summary[0].starts_with("setup: the doctor found "),
+        "{}",
+        second.stdout
+    );
 }
 
 /// `GET path` on loopback; `None` while nothing answers.

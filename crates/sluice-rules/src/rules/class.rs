@@ -175,11 +175,10 @@ impl ClassRule {
                 }
             }
             if meta.required && !matched && ctx.app.is_page(&file.path) {
-                out.push(
+                out.push_file(
                     meta,
                     ctx.app,
                     &file.path,
-                    Some((1, 1)),
                     format!("page file defines no class matching `{}`", self.class_name),
                 );
             }

@@ -56,11 +56,10 @@ impl FunctionRule {
                 .iter()
                 .any(|f| self.matcher.is_match(f.name.as_str()))
             {
-                out.push(
+                out.push_file(
                     meta,
                     ctx.app,
                     &file.path,
-                    Some((1, 1)),
                     format!(
                         "page file does not define function `{}()`",
                         self.function_name

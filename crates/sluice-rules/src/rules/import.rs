@@ -67,11 +67,10 @@ impl ImportRule {
                 .collect();
             if imports.is_empty() {
                 if meta.required {
-                    out.push(
+                    out.push_file(
                         meta,
                         ctx.app,
                         &file.path,
-                        Some((1, 1)),
                         format!("page file does not import `{}`", self.module),
                     );
                 }

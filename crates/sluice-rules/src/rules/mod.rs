@@ -233,6 +233,11 @@ pub struct Violation {
     #[serde(skip)]
     pub end_line: Option<u32>,
     pub message: String,
+    /// The finding is about the file as a whole (a page without `main()`),
+    /// reported at line 1: no line is its offending text (see
+    /// [`crate::baseline`]).
+    #[serde(skip)]
+    pub whole_file: bool,
 }
 
 /// A file after the parse phase.
@@ -377,7 +382,16 @@ impl Findings {
             line: lines.map(|l| l.0),
             end_line: lines.map(|l| l.1),
             message,
+            whole_file: false,
         });
+    }
+
+    /// A finding about `file` as a whole, shown at its line 1.
+    pub fn push_file(&mut self, meta: &RuleMeta, app: &App, file: &str, message: String) {
+        self.push(meta, app, file, Some((1, 1)), message);
+        if let Some(last) = self.violations.last_mut() {
+            last.whole_file = true;
+        }
     }
 }
 

@@ -19,6 +19,13 @@ use super::CmdResult;
 /// Environment variable naming the `snow` program (default: `snow` on PATH).
 pub const SNOW_VARIABLE: &str = "SLUICE_SNOW";
 
+/// The `snow` program every command runs: `$SLUICE_SNOW`, else `snow` on PATH.
+pub fn snow_program() -> OsString {
+    std::env::var_os(SNOW_VARIABLE)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| deploy::SNOW.into())
+}
+
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The application to deploy.
@@ -98,13 +105,6 @@ pub struct AppsArgs {
     /// The environment to compare with (with --live).
     #[arg(long, requires = "live")]
     pub env: Option<String>,
-}
-
-/// The `snow` to run: `$SLUICE_SNOW`, else `snow` on PATH.
-fn snow_program() -> OsString {
-    std::env::var_os(SNOW_VARIABLE)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| deploy::SNOW.into())
 }
 
 /// The audit log's entries; corrupt lines are reported on stderr and skipped.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use sluice_apps::config::{Selection, CONFIG_FILE, ENVIRONMENT_KEYS};
+use sluice_apps::local_data::{local_data, LocalData};
 use sluice_apps::python::{self, Python};
 use sluice_apps::runner::{self, DEFAULT_PAGE_TIMEOUT};
 use sluice_apps::scaffold::{self, Created, InitOutcome};
@@ -224,6 +225,18 @@ pub fn setup(_args: SetupArgs) -> CmdResult {
             .relative(&python::venv_python(workspace.root()))
             .display()
     );
+    // Setup's own work succeeded; what the doctor finds is advice (CI's test
+    // job runs setup without Snowflake connections).
+    println!("setup: checking the workspace (sluice doctor)");
+    let findings = super::doctor::print_findings(&workspace, false);
+    let (warnings, failures) = sluice_apps::doctor::summary(&findings);
+    if warnings + failures > 0 {
+        println!(
+            "setup: the doctor found {failures} failure{} and {warnings} warning{} above; `sluice doctor` checks again",
+            plural(failures),
+            plural(warnings)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -271,6 +284,15 @@ pub fn test(args: TestArgs) -> CmdResult {
         plural(apps.len() + pageless.len()),
         python.program.display()
     );
+    for app in &apps {
+        if let LocalData::Snowpark { fixtures } = local_data(&workspace, app)? {
+            println!(
+                "{}: Snowpark local testing, tables from {}/",
+                app.name,
+                workspace.relative(&fixtures).display()
+            );
+        }
+    }
     for app in &pageless {
         println!("FAIL {}: no dashboard.py and no pages", app.name);
     }
