@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use crate::config::{ConfigError, DEFAULT_ENVIRONMENT};
 use crate::workspace::{App, Workspace};
 
+/// An app's local test material (fixtures), relative to its folder; deploy
+/// never uploads it.
+pub const TESTS_DIR: &str = "tests";
 /// The fixture folder of an app, relative to its folder.
 pub const FIXTURES_DIR: &str = "tests/data";
 

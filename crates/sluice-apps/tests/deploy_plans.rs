@@ -419,6 +419,34 @@ fn the_folder_holds_the_files_the_check_reads() {
 }
 
 #[test]
+fn the_apps_tests_folder_is_not_uploaded() {
+    let (_dir, ws) = workspace();
+    let before = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap();
+    // `sluice test` fixtures (tests/data/*.csv) are local test material; a
+    // top-level `tests.py` is app code.
+    write(
+        &ws,
+        "applications/sales_dashboard/tests/data/ORDERS.csv",
+        "ID,AMOUNT\n1,10\n",
+    );
+    write(
+        &ws,
+        "applications/sales_dashboard/tests/test_orders.py",
+        "def test_orders():\n    pass\n",
+    );
+    write(&ws, "applications/sales_dashboard/tests.py", "NOTES = 1\n");
+    let plan = deploy::plan_deploy(&ws, "sales_dashboard", "test", &[]).unwrap();
+    let mut expected = before.files.clone();
+    expected.push("tests.py".to_string());
+    assert_eq!(plan.files, expected);
+    let folder = ws.root().join(".sluice/build/test/sales_dashboard");
+    assert!(!folder.join("tests").exists());
+    let definition = fs::read_to_string(folder.join("snowflake.yml")).unwrap();
+    assert!(!definition.contains("tests/"), "{definition}");
+    assert_snow_accepts(&folder);
+}
+
+#[test]
 fn a_share_file_that_is_not_a_mapping_is_refused_with_its_location() {
     let (_dir, ws) = workspace();
     // No share rule in force, so only the deploy's own reading of the file stops it.

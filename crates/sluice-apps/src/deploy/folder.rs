@@ -2,7 +2,9 @@
 //! deploy -p` uploads.
 //!
 //! It holds the app's files (without `share.yml`, which is access control,
-//! not app code, and without the app's own `snowflake.yml`), the shared
+//! not app code, without the app's own `snowflake.yml`, and without its
+//! `tests/` folder: local fixtures for `sluice test`, never read in
+//! Snowflake, and often large CSV files), the shared
 //! `components/` package when the app imports it (Streamlit in Snowflake
 //! only sees the uploaded files), and a generated `snowflake.yml`: the
 //! app's own merged with the environment's database, schema, warehouse and
@@ -23,6 +25,17 @@ pub const BUILD_DIR: &str = ".sluice/build";
 pub const PROJECT_FILE: &str = "snowflake.yml";
 /// App files that are not uploaded (the project definition is generated).
 const NOT_UPLOADED: [&str; 2] = [PROJECT_FILE, "share.yml"];
+/// App folders that are not uploaded: the local fixtures of `sluice test`.
+const NOT_UPLOADED_DIRS: [&str; 1] = [crate::local_data::TESTS_DIR];
+
+/// Whether the app file `rel` (relative to the app folder) goes to the stage.
+fn is_uploaded(rel: &str) -> bool {
+    !NOT_UPLOADED.contains(&rel)
+        && !NOT_UPLOADED_DIRS.iter().any(|dir| {
+            rel.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
 
 /// A built deployment folder.
 #[derive(Debug)]
@@ -47,7 +60,7 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
         app.files
             .iter()
             .map(String::as_str)
-            .filter(|rel| !NOT_UPLOADED.contains(rel)),
+            .filter(|rel| is_uploaded(rel)),
         "",
     )?;
     if imports_components(&files) {
@@ -140,6 +153,18 @@ mod tests {
 
     fn file(rel: &str, text: &str) -> (String, Vec<u8>) {
         (rel.to_string(), text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_apps_tests_folder_and_own_definition_stay_behind() {
+        assert!(!is_uploaded("tests/data/ORDERS.csv"));
+        assert!(!is_uploaded("tests/test_orders.py"));
+        assert!(!is_uploaded("snowflake.yml"));
+        assert!(!is_uploaded("share.yml"));
+        assert!(is_uploaded("tests.py"));
+        assert!(is_uploaded("tests_data/x.csv"));
+        assert!(is_uploaded("pages/tests/x.py"));
+        assert!(is_uploaded("dashboard.py"));
     }
 
     #[test]
