@@ -1,7 +1,8 @@
 //! The one place the compliance rules are loaded and applied to a
-//! workspace: `sluice check`, the deploy gate (`sluice deploy` and `sluice
-//! share` refuse an app with errors) and the CHECK column of `sluice apps`
-//! all call [`check`], with the apps from [`Workspace::layout`], so they
+//! workspace: `sluice check` (and its baselines), the deploy gate (`sluice
+//! deploy`, `sluice share` and `sluice rollback` refuse an app with errors),
+//! the report `sluice import` ends with and the CHECK column of `sluice
+//! apps` all call [`check`], with the apps from [`Workspace::layout`], so they
 //! never disagree on which rules apply or which files an app has.
 
 use std::path::PathBuf;

@@ -27,9 +27,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::app_template::{self, AppRecord};
-use crate::project_definition::streamlit_value;
 use crate::scaffold::{self, io_error, write_new, ScaffoldError, APP_TEMPLATES};
 use crate::workspace::Workspace;
+use sluice_rules::project_file::{declared_main_file, CONDA_FILE, PIP_FILES, PROJECT_FILE};
 
 /// The main file every Sluice app has.
 pub const MAIN_FILE: &str = "dashboard.py";
@@ -49,8 +49,6 @@ const SKIPPED_DIRS: &[&str] = &[
 const SECRETS_FILE: &str = ".streamlit/secrets.toml";
 /// Main file names Streamlit apps commonly use, in the order tried.
 const MAIN_CANDIDATES: &[&str] = &["streamlit_app.py", "app.py", "main.py"];
-/// Package files that make an app a container-runtime app (no environment.yml then).
-const CONTAINER_PACKAGE_FILES: &[&str] = &["requirements.txt", "pyproject.toml"];
 
 /// What an import did. Paths are relative to the app's folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,14 +137,15 @@ pub fn import_app(
         .collect();
     kept.sort();
     let snowflake_yml = match &renamed {
-        Some((old, _)) if files.iter().any(|f| f == Path::new("snowflake.yml")) => {
-            let text = fs::read_to_string(source.join("snowflake.yml"))
-                .map_err(io_error(&source.join("snowflake.yml")))?;
+        Some((old, _)) if files.iter().any(|f| f == Path::new(PROJECT_FILE)) => {
+            let path = source.join(PROJECT_FILE);
+            let text = fs::read_to_string(&path).map_err(io_error(&path))?;
             rename_in_definition(&text, &old.to_string_lossy(), MAIN_FILE)
         }
         _ => None,
     };
-    let container = CONTAINER_PACKAGE_FILES
+    // Package files of a container runtime: such an app gets no environment.yml.
+    let container = PIP_FILES
         .iter()
         .any(|f| kept.iter().any(|k| k == Path::new(f)));
     let templates = workspace.root().join(APP_TEMPLATES);
@@ -155,7 +154,7 @@ pub fn import_app(
         scaffold::render_app_templates(workspace, &templates, &answers)?
             .into_iter()
             .filter(|(path, _)| !kept.contains(path))
-            .filter(|(path, _)| !(container && path == Path::new("environment.yml")))
+            .filter(|(path, _)| !(container && path == Path::new(CONDA_FILE)))
             .collect();
     // The template owns only what it added: `sluice upgrade` leaves the app's own files alone.
     let version = app_template::template_version(&templates)?;
@@ -235,7 +234,7 @@ fn write_app(
         fs::copy(&from, &to).map_err(io_error(&from))?;
     }
     if let Some(text) = snowflake_yml {
-        let path = app_dir.join("snowflake.yml");
+        let path = app_dir.join(PROJECT_FILE);
         fs::write(&path, text).map_err(io_error(&path))?;
     }
     for (relative, contents) in additions {
@@ -280,9 +279,9 @@ fn main_file(source: &Path, files: &[PathBuf]) -> Option<PathBuf> {
         return None;
     }
     let present = |name: &str| files.iter().find(|f| *f == Path::new(name)).cloned();
-    let declared = fs::read_to_string(source.join("snowflake.yml"))
+    let declared = fs::read_to_string(source.join(PROJECT_FILE))
         .ok()
-        .and_then(|text| streamlit_value(&text, "main_file"));
+        .and_then(|text| declared_main_file(&text));
     if let Some(found) = declared.as_deref().and_then(present) {
         return Some(found);
     }

@@ -23,15 +23,25 @@
 //!   all pages) and `sluice run` (`streamlit run`).
 //!
 //! - [`compliance`]: the one place the compliance rules are loaded and
-//!   checked, for `sluice check`, the deploy gate and `sluice apps`.
-//! - [`deploy`]: deploy and share plans (the deployment folder, every
-//!   `snow` command, a digest), `--changed-since`, and executing a plan.
+//!   checked, for `sluice check`, `sluice import`, the deploy gate and
+//!   `sluice apps`.
+//! - [`deploy`]: deploy and share plans (the deployment folder with the
+//!   app's `snowflake.yml` merged with the environment, every `snow`
+//!   command, a digest), `--changed-since` and its drops of removed apps,
+//!   rollback to a deployed commit, and executing a plan.
 //! - [`audit`]: the append-only JSON-lines audit log of deploys and shares.
-//! - [`inventory`]: `sluice apps` (pages, owners, roles, compliance, deploys).
+//! - [`inventory`]: `sluice apps` (pages, owners, roles, compliance,
+//!   deploys) and `sluice apps --live` (the repository against `snow
+//!   streamlit list`).
 //!
-//! Private helpers: `write_once` (content-named folders written once: the
-//! runner scripts, template snapshots) and `project_definition` (one value
-//! of an app's own `snowflake.yml`).
+//! Private helpers: `table` (the aligned text tables of `sluice audit` and
+//! `sluice apps`) and `write_once` (content-named folders written once: the
+//! runner scripts, template snapshots).
+//!
+//! The files an app shares with the checker come from `sluice_rules`, the
+//! one model of each: the apps and their files and pages
+//! (`sluice_rules::workspace`), `share.yml` (`share_file`) and the app's own
+//! `snowflake.yml` (`project_file`, read by deploy, doctor and import).
 
 pub mod app_template;
 pub mod audit;
@@ -43,7 +53,6 @@ pub mod import;
 pub mod inventory;
 pub mod local_data;
 pub mod names;
-mod project_definition;
 pub mod python;
 pub mod runner;
 pub mod scaffold;

@@ -60,6 +60,42 @@ pub const CONTAINER_RUNTIME_PREFIX: &str = "SYSTEM$ST_CONTAINER_RUNTIME";
 /// a runtime.
 pub const DEFAULT_CONTAINER_RUNTIME: &str = "SYSTEM$ST_CONTAINER_RUNTIME_PY3_11";
 
+/// The conda packages file of the warehouse runtime.
+pub const CONDA_FILE: &str = "environment.yml";
+/// The pip packages files of a container runtime.
+pub const PIP_FILES: [&str; 2] = ["requirements.txt", "pyproject.toml"];
+/// The Python of a container runtime whose name says none (every container
+/// runtime is Python 3.11 today).
+pub const CONTAINER_PYTHON: (u32, u32) = (3, 11);
+
+/// The Python a container runtime runs, from its name
+/// (`SYSTEM$ST_CONTAINER_RUNTIME_PY3_11` → (3, 11)); [`CONTAINER_PYTHON`]
+/// when the name has no `_PY<major>_<minor>` ending.
+pub fn container_python(runtime_name: &str) -> (u32, u32) {
+    runtime_name
+        .to_ascii_uppercase()
+        .rsplit_once("_PY")
+        .and_then(|(_, version)| {
+            let (major, minor) = version.split_once('_')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        })
+        .unwrap_or(CONTAINER_PYTHON)
+}
+
+/// The main file a project definition names, whatever its version: the
+/// streamlit entity's `main_file` (version 2), or the `main_file` of a
+/// version 1 `streamlit:` section, which the existing apps `sluice import`
+/// brings in often still have (deploy then asks for version 2, see
+/// [`ProjectFile::parse`]). `None` for unreadable YAML or no main file.
+pub fn declared_main_file(text: &str) -> Option<String> {
+    if let Ok(project) = ProjectFile::parse(text) {
+        return project.string("main_file").map(str::to_string);
+    }
+    let doc: Value = serde_norway::from_str(text).ok()?;
+    let main_file = doc.get("streamlit")?.get("main_file")?.as_str()?.trim();
+    (!main_file.is_empty()).then(|| main_file.to_string())
+}
+
 /// Where an app's code runs in Snowflake, which decides how it gets its packages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Runtime {
@@ -250,6 +286,33 @@ entities:
             ProjectFile::parse(warehouse).unwrap().runtime(),
             Runtime::Warehouse
         );
+    }
+
+    #[test]
+    fn container_runtimes_name_their_python() {
+        assert_eq!(
+            container_python("SYSTEM$ST_CONTAINER_RUNTIME_PY3_11"),
+            (3, 11)
+        );
+        assert_eq!(
+            container_python("system$st_container_runtime_py3_12"),
+            (3, 12)
+        );
+        assert_eq!(
+            container_python("SYSTEM$ST_CONTAINER_RUNTIME"),
+            CONTAINER_PYTHON
+        );
+    }
+
+    #[test]
+    fn the_main_file_is_read_from_either_version() {
+        let v2 = "definition_version: '2'\nentities:\n  fn:\n    type: function\n  old:\n    type: streamlit\n    main_file: home.py\n";
+        assert_eq!(declared_main_file(v2).as_deref(), Some("home.py"));
+        let v1 = "definition_version: 1\nstreamlit:\n  name: x\n  main_file: start.py\n";
+        assert_eq!(declared_main_file(v1).as_deref(), Some("start.py"));
+        let none = "definition_version: '2'\nentities:\n  a:\n    type: streamlit\n";
+        assert_eq!(declared_main_file(none), None);
+        assert_eq!(declared_main_file("not: [yaml"), None);
     }
 
     #[test]

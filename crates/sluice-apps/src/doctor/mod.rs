@@ -6,8 +6,9 @@
 //! - **python**: the Python that runs pages ([`Python::resolve`]) against the
 //!   Snowflake runtime each app uses: the warehouse runtime runs Python
 //!   3.9–3.11; a container runtime (`runtime_name:
-//!   SYSTEM$ST_CONTAINER_RUNTIME_PY3_11` in the app's `snowflake.yml`) the
-//!   version its name says.
+//!   SYSTEM$ST_CONTAINER_RUNTIME_PY3_11`, or a `compute_pool`, in the app's
+//!   `snowflake.yml`, read with the one model of that file,
+//!   `sluice_rules::project_file`) the version its name says.
 //! - **streamlit**: the Streamlit installed in that Python against the
 //!   version each app pins in `environment.yml` (or `requirements.txt`).
 //! - **snow**: the Snowflake CLI deploy runs, and its version.
@@ -34,7 +35,10 @@ use std::process::Stdio;
 
 use serde::Deserialize;
 
-use crate::project_definition::streamlit_value;
+use sluice_rules::project_file::{
+    self, container_python, ProjectFile, CONDA_FILE, PIP_FILES, PROJECT_FILE,
+};
+
 use crate::python::Python;
 use crate::workspace::{App, Workspace};
 
@@ -204,9 +208,9 @@ fn probe_python(python: &Python) -> Result<PythonFacts, Finding> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Runtime {
     Warehouse,
-    /// A container runtime whose name ends in `PY3_<minor>`.
+    /// A container runtime and its one Python.
     Container {
-        minor: u32,
+        python: (u32, u32),
     },
 }
 
@@ -214,7 +218,7 @@ impl Runtime {
     fn python_range(self) -> ((u32, u32), (u32, u32)) {
         match self {
             Runtime::Warehouse => WAREHOUSE_PYTHON,
-            Runtime::Container { minor } => ((3, minor), (3, minor)),
+            Runtime::Container { python } => (python, python),
         }
     }
 
@@ -227,23 +231,19 @@ impl Runtime {
     }
 }
 
-/// The runtime of `app`, from `runtime_name` of its `snowflake.yml`'s
-/// streamlit entity (warehouse when absent or unreadable: the compliance
-/// check reports broken files).
+/// The runtime of `app`, as its `snowflake.yml` decides it
+/// ([`ProjectFile::runtime`]); warehouse when the file is missing or broken
+/// (the compliance check reports broken files).
 pub fn app_runtime(app: &App) -> Runtime {
-    let runtime = std::fs::read_to_string(app.dir.join("snowflake.yml"))
+    let project = std::fs::read_to_string(app.dir.join(PROJECT_FILE))
         .ok()
-        .and_then(|text| streamlit_value(&text, "runtime_name"));
-    match runtime.as_deref().and_then(container_python_minor) {
-        Some(minor) => Runtime::Container { minor },
-        None => Runtime::Warehouse,
+        .and_then(|text| ProjectFile::parse(&text).ok());
+    match project.map(|p| p.runtime()) {
+        Some(project_file::Runtime::Container(name)) => Runtime::Container {
+            python: container_python(&name),
+        },
+        _ => Runtime::Warehouse,
     }
-}
-
-/// `SYSTEM$ST_CONTAINER_RUNTIME_PY3_11` → 11.
-fn container_python_minor(runtime_name: &str) -> Option<u32> {
-    let upper = runtime_name.to_ascii_uppercase();
-    upper.rsplit_once("PY3_")?.1.parse().ok()
 }
 
 fn python_findings(shown: &str, version: (u32, u32, u32), apps: &[App]) -> Vec<Finding> {
@@ -309,7 +309,7 @@ pub struct StreamlitPin {
 /// runtime) or else `requirements.txt` (container runtime). `None` when the
 /// app lists no Streamlit or has neither file.
 pub fn streamlit_pin(app_dir: &Path) -> Option<StreamlitPin> {
-    if let Ok(text) = std::fs::read_to_string(app_dir.join("environment.yml")) {
+    if let Ok(text) = std::fs::read_to_string(app_dir.join(CONDA_FILE)) {
         #[derive(Deserialize)]
         struct CondaEnvironment {
             #[serde(default)]
@@ -320,12 +320,13 @@ pub fn streamlit_pin(app_dir: &Path) -> Option<StreamlitPin> {
             .dependencies
             .iter()
             .filter_map(|d| d.as_str())
-            .find_map(|entry| parse_pin("environment.yml", entry));
+            .find_map(|entry| parse_pin(CONDA_FILE, entry));
     }
-    let text = std::fs::read_to_string(app_dir.join("requirements.txt")).ok()?;
+    let [requirements, _] = PIP_FILES;
+    let text = std::fs::read_to_string(app_dir.join(requirements)).ok()?;
     text.lines()
         .map(|line| line.split('#').next().unwrap_or("").trim())
-        .find_map(|entry| parse_pin("requirements.txt", entry))
+        .find_map(|entry| parse_pin(requirements, entry))
 }
 
 fn parse_pin(file: &'static str, entry: &str) -> Option<StreamlitPin> {
@@ -488,15 +489,6 @@ mod tests {
     }
 
     #[test]
-    fn container_runtime_names_their_python() {
-        assert_eq!(
-            container_python_minor("SYSTEM$ST_CONTAINER_RUNTIME_PY3_11"),
-            Some(11)
-        );
-        assert_eq!(container_python_minor("SYSTEM$WAREHOUSE_RUNTIME"), None);
-    }
-
-    #[test]
     fn python_is_judged_against_each_apps_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let app = |name: &str, snowflake_yml: &str| {
@@ -517,7 +509,16 @@ mod tests {
                 "definition_version: '2'\nentities:\n  boxed:\n    type: streamlit\n    runtime_name: SYSTEM$ST_CONTAINER_RUNTIME_PY3_11\n",
             ),
         ];
-        assert_eq!(app_runtime(&apps[1]), Runtime::Container { minor: 11 });
+        assert_eq!(
+            app_runtime(&apps[1]),
+            Runtime::Container { python: (3, 11) }
+        );
+        // A compute pool alone means the default container runtime, as `snow` has it.
+        let pooled = app(
+            "pooled",
+            "definition_version: '2'\nentities:\n  pooled:\n    type: streamlit\n    compute_pool: POOL\n",
+        );
+        assert_eq!(app_runtime(&pooled), Runtime::Container { python: (3, 11) });
         let statuses = |version| {
             python_findings(".venv/bin/python", version, &apps)
                 .into_iter()

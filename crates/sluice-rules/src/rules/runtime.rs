@@ -39,12 +39,9 @@ use pep508_rs::{Requirement, VersionOrUrl};
 
 use super::{AppContext, Findings, RuleError, RuleMeta};
 use crate::config::RuntimeRuleEntry;
-use crate::project_file::{ProjectFile, Runtime, PROJECT_FILE};
-
-/// The conda packages file of the warehouse runtime.
-pub const CONDA_FILE: &str = "environment.yml";
-/// The pip packages files of a container runtime.
-pub const PIP_FILES: [&str; 2] = ["requirements.txt", "pyproject.toml"];
+use crate::project_file::{
+    container_python, ProjectFile, Runtime, CONDA_FILE, PIP_FILES, PROJECT_FILE,
+};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeRule {
@@ -228,8 +225,7 @@ impl RuntimeRule {
     }
 }
 
-/// A runtime's Python (`..._PY3_11` → 3.11; the container runtimes are all
-/// Python 3.11 today).
+/// A container runtime's Python ([`container_python`]: `..._PY3_11` → 3.11).
 struct PythonVersion {
     short: String,
 }
@@ -241,12 +237,10 @@ impl PythonVersion {
 }
 
 fn runtime_python(runtime: &str) -> PythonVersion {
-    let short = runtime
-        .rsplit_once("_PY")
-        .map(|(_, v)| v.replace('_', "."))
-        .filter(|v| Version::from_str(v).is_ok())
-        .unwrap_or_else(|| "3.11".to_string());
-    PythonVersion { short }
+    let (major, minor) = container_python(runtime);
+    PythonVersion {
+        short: format!("{major}.{minor}"),
+    }
 }
 
 /// The first line containing `needle` (1 when none).
