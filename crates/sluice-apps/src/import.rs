@@ -30,9 +30,7 @@ use crate::app_template::{self, AppRecord};
 use crate::scaffold::{self, io_error, write_new, ScaffoldError, APP_TEMPLATES};
 use crate::workspace::Workspace;
 use sluice_rules::project_file::{declared_main_file, CONDA_FILE, PIP_FILES, PROJECT_FILE};
-
-/// The main file every Sluice app has.
-pub const MAIN_FILE: &str = "dashboard.py";
+use sluice_rules::workspace::{MAIN_FILE, PAGES_DIR};
 
 /// Folders never copied: caches, virtualenvs, version control.
 const SKIPPED_DIRS: &[&str] = &[
@@ -244,7 +242,7 @@ fn write_app(
         }
         write_new(&path, contents).map_err(io_error(&path))?;
     }
-    let pages = app_dir.join("pages");
+    let pages = app_dir.join(PAGES_DIR);
     fs::create_dir_all(&pages).map_err(io_error(&pages))
 }
 

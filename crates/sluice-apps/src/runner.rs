@@ -290,7 +290,7 @@ pub fn streamlit_command(
     let mut command = python.command();
     command
         .arg(runner_scripts(workspace)?.join(STREAMLIT_LAUNCHER))
-        .arg("dashboard.py")
+        .arg(sluice_rules::workspace::MAIN_FILE)
         .args(extra_args)
         .envs(page_environment(workspace)?)
         .current_dir(&app.dir);

@@ -22,6 +22,12 @@ const SKIPPED_DIRS: &[&str] = &["__pycache__", "node_modules", ".venv", "venv", 
 
 /// The folder of shared code under the apps dir.
 pub const COMPONENTS_DIR: &str = "components";
+/// Every app's main page, relative to its folder: what `sluice run` starts,
+/// `sluice import` renames an app's main file to, and deploy names as
+/// `main_file`.
+pub const MAIN_FILE: &str = "dashboard.py";
+/// Every app's pages folder (Streamlit's multi-page folder, deploy's `pages_dir`).
+pub const PAGES_DIR: &str = "pages";
 
 /// The workspace as the checker sees it.
 #[derive(Debug, Clone)]
@@ -77,9 +83,10 @@ pub fn is_skipped_dir(name: &str) -> bool {
 
 /// Whether an app-relative path is a page file.
 pub fn is_page_path(relative: &str) -> bool {
-    relative == "dashboard.py"
+    relative == MAIN_FILE
         || relative
-            .strip_prefix("pages/")
+            .strip_prefix(PAGES_DIR)
+            .and_then(|r| r.strip_prefix('/'))
             .is_some_and(|r| r.ends_with(".py") && !r.contains('/') && r != "__init__.py")
 }
 

@@ -14,7 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sluice_rules::workspace as layout;
+use sluice_rules::workspace::{self as layout, PAGES_DIR};
 
 use super::{io_error, PlanError, Target};
 use crate::workspace::{App, Workspace, COMPONENTS_DIR};
@@ -76,7 +76,7 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let has_pages = app.dir.join("pages").is_dir();
+    let has_pages = app.dir.join(PAGES_DIR).is_dir();
     let mut artifacts: Vec<String> = Vec::new();
     for (rel, _) in &files {
         let top = match rel.split_once('/') {
@@ -95,7 +95,7 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
     fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     if has_pages {
         // An app whose pages/ is still empty keeps the folder `pages_dir` names.
-        let pages = dir.join("pages");
+        let pages = dir.join(PAGES_DIR);
         fs::create_dir_all(&pages).map_err(io_error(&pages))?;
     }
     let mut contents = vec![(PROJECT_FILE.to_string(), definition.into_bytes())];

@@ -24,15 +24,11 @@ use std::path::Path;
 
 use serde_norway::{Mapping, Value};
 use sluice_rules::project_file::{ProjectFile, ADDITIONAL_SOURCE_FILES, ENTITY_KEYS, PROJECT_FILE};
+use sluice_rules::workspace::{MAIN_FILE, PAGES_DIR};
 
 use super::{PlanError, Target};
 use crate::names;
 use crate::workspace::App;
-
-/// The app's main page, as `sluice run` and `sluice test` know it.
-pub const MAIN_FILE: &str = "dashboard.py";
-/// The app's pages folder.
-pub const PAGES_DIR: &str = "pages";
 
 /// Keys the environment or the framework sets: an environment may neither
 /// force nor forbid them.

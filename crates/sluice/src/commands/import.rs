@@ -47,7 +47,7 @@ pub fn run(args: ImportArgs) -> CmdResult {
                 "  {} (was {}: Sluice apps start at {})",
                 shown(file),
                 old.display(),
-                import::MAIN_FILE
+                sluice_rules::workspace::MAIN_FILE
             ),
             _ => println!("  {}", shown(file)),
         }

@@ -13,6 +13,7 @@ use sluice_apps::python::{self, Python};
 use sluice_apps::runner::{self, DEFAULT_PAGE_TIMEOUT};
 use sluice_apps::scaffold::{self, Created, InitOutcome};
 use sluice_apps::{ConfigError, Workspace, WorkspaceError};
+use sluice_rules::workspace::MAIN_FILE;
 
 use super::{CliError, CmdResult};
 
@@ -243,14 +244,15 @@ pub fn setup(_args: SetupArgs) -> CmdResult {
 pub fn run(args: RunArgs) -> CmdResult {
     let workspace = current_workspace()?;
     let app = workspace.app(&args.app)?;
-    if !app.dir.join("dashboard.py").is_file() {
-        return Err(anyhow::anyhow!("app `{}` has no dashboard.py", app.name).into());
+    let main_file = app.dir.join(MAIN_FILE);
+    if !main_file.is_file() {
+        return Err(anyhow::anyhow!("app `{}` has no {MAIN_FILE}", app.name).into());
     }
     let python = Python::resolve(&workspace);
     python.require_streamlit()?;
     println!(
         "Running {} with {} (environment local)",
-        workspace.relative(&app.dir.join("dashboard.py")).display(),
+        workspace.relative(&main_file).display(),
         python.program.display()
     );
     // Become `streamlit run` (exec): signals and the exit status are
