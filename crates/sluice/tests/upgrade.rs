@@ -249,3 +249,72 @@ fn dropped_files_deleted_files_and_refusals() {
         "unknown app `nope` (apps: finance, hr, main_app, sales)",
     );
 }
+
+/// The entity lines the app template had before deploy generated the stage
+/// and the artifacts (`snowflake.yml.j2` until the app's own snowflake.yml
+/// was merged with the environment).
+const OLD_DEPLOY_LINES: &str =
+    "    stage: streamlit\n    artifacts:\n      - dashboard.py\n      - pages/\n      - environment.yml\n";
+
+#[test]
+fn apps_made_with_the_old_snowflake_yml_template_upgrade_to_the_current_one() {
+    let (_dir, root) = common::init_workspace();
+    let template = root.join("templates/app/snowflake.yml.j2");
+    let current = fs::read_to_string(&template).unwrap();
+    assert!(!current.contains("artifacts:"), "{current}");
+    // A workspace from before: its template still lists the stage and artifacts.
+    replace_in(
+        &template,
+        "    pages_dir: pages\n",
+        &format!("    pages_dir: pages\n{OLD_DEPLOY_LINES}"),
+    );
+    ok(sluice(&root).args(["new-app", "sales"]));
+    let app = root.join("applications/sales");
+    let old_version = version_of(&app);
+    // Its creator gave the app a comment, away from the lines the template drops.
+    replace_in(
+        &app.join("snowflake.yml"),
+        "    title: \"Sales\"\n",
+        "    title: \"Sales\"\n    comment: Revenue by region\n",
+    );
+
+    // The maintainers take the current default template.
+    fs::write(&template, &current).unwrap();
+    let result = ok(sluice(&root).args(["upgrade", "sales"]));
+    assert!(
+        result.stdout.contains(
+            "  merged   snowflake.yml (your changes and the template's, in different lines)\n"
+        ),
+        "{}",
+        result.stdout
+    );
+    let upgraded = fs::read_to_string(app.join("snowflake.yml")).unwrap();
+    assert!(!upgraded.contains("stage:"), "{upgraded}");
+    assert!(!upgraded.contains("artifacts:"), "{upgraded}");
+    assert!(
+        upgraded.contains("    comment: Revenue by region\n"),
+        "{upgraded}"
+    );
+    // The record and the snapshot name the current template.
+    let new_version = version_of(&app);
+    assert_ne!(new_version, old_version);
+    assert_eq!(new_version, version_of(&root.join("applications/main_app")));
+    assert_eq!(
+        fs::read_to_string(
+            root.join("templates/.versions")
+                .join(&new_version)
+                .join("snowflake.yml.j2")
+        )
+        .unwrap(),
+        current
+    );
+    // The app deploys with its comment and the generated artifacts.
+    ok(sluice(&root).args(["deploy", "sales", "--env", "test", "--dry-run"]));
+    let generated =
+        fs::read_to_string(root.join(".sluice/build/test/sales/snowflake.yml")).unwrap();
+    assert!(
+        generated.contains("comment: Revenue by region"),
+        "{generated}"
+    );
+    assert!(generated.contains("artifacts:"), "{generated}");
+}
