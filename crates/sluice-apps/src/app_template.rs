@@ -33,10 +33,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::strip_location;
 use crate::scaffold::{io_error, template_files, ScaffoldError};
 use crate::workspace::Workspace;
 use crate::write_once::write_folder_once;
+use sluice_rules::source::without_location;
 
 /// The record file in every app's folder.
 pub const RECORD_FILE: &str = ".sluice-app.yml";
@@ -102,7 +102,7 @@ impl AppRecord {
                     }
                     None => shown.to_path_buf(),
                 },
-                message: strip_location(&e.to_string()),
+                message: without_location(&e.to_string()),
             })
     }
 

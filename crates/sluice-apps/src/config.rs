@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sluice_rules::source::without_location;
 
 /// The name of the workspace file, found by walking upward from a folder.
 pub const CONFIG_FILE: &str = "sluice.yml";
@@ -210,7 +211,7 @@ impl Config {
                 path: path.to_path_buf(),
                 line: location.as_ref().map(|l| l.line()),
                 column: location.as_ref().map(|l| l.column()),
-                message: strip_location(&e.to_string()),
+                message: without_location(&e.to_string()),
             }
         })?;
         config.validate(text, path)?;
@@ -284,15 +285,6 @@ impl Config {
             values,
             sources,
         })
-    }
-}
-
-/// serde_norway appends " at line L column C" to its messages; the location
-/// is printed in front instead, compiler style.
-pub(crate) fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
-        _ => message.to_string(),
     }
 }
 

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::without_location;
 use crate::rules::Violation;
+use crate::source::without_location;
 
 /// The format version written as `sluice_baseline`.
 pub const BASELINE_FORMAT: u32 = 1;

@@ -17,6 +17,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::rules::{Rule, RuleError, RuleSet};
+use crate::source::without_location;
 
 /// How bad a violation is. Only `error` makes `sluice check` exit 1.
 #[derive(
@@ -368,12 +369,6 @@ pub fn slug(name: &str) -> String {
         out.pop();
     }
     out
-}
-
-/// A parser's message without its trailing ` at line L column C`: errors
-/// carry the location as `file:line:col` in front instead.
-pub(crate) fn without_location(message: &str) -> String {
-    message.split(" at line ").next().unwrap_or("").to_string()
 }
 
 #[cfg(test)]
