@@ -3,8 +3,10 @@
 //! from the workspace's app templates.
 //!
 //! - Every file of `PATH` is copied into `applications/NAME/` unchanged,
-//!   except caches and virtualenvs (`.git`, `__pycache__`, `.venv`, ...) and
-//!   `.streamlit/secrets.toml`: secrets never go into the repository
+//!   except the folders the workspace never reads (hidden ones, caches,
+//!   virtualenvs, `.git`: `sluice_rules::workspace::is_skipped_dir`) but
+//!   `.streamlit/` (Streamlit's local settings, which `sluice run` reads),
+//!   and except `.streamlit/secrets.toml`: secrets never go into the repository
 //!   (Streamlit in Snowflake uses Snowflake secrets). `PATH` itself is never
 //!   changed. When `PATH` already is `applications/NAME/`, the app is
 //!   completed in place.
@@ -30,19 +32,10 @@ use crate::app_template::{self, AppRecord};
 use crate::scaffold::{self, io_error, write_new, ScaffoldError, APP_TEMPLATES};
 use crate::workspace::Workspace;
 use sluice_rules::project_file::{declared_main_file, CONDA_FILE, PIP_FILES, PROJECT_FILE};
-use sluice_rules::workspace::{MAIN_FILE, PAGES_DIR};
+use sluice_rules::workspace::{is_skipped_dir, MAIN_FILE, PAGES_DIR};
 
-/// Folders never copied: caches, virtualenvs, version control.
-const SKIPPED_DIRS: &[&str] = &[
-    ".git",
-    "__pycache__",
-    ".venv",
-    "venv",
-    "node_modules",
-    ".ipynb_checkpoints",
-    ".pytest_cache",
-    ".mypy_cache",
-];
+/// Streamlit's local settings folder: copied, though hidden.
+const STREAMLIT_DIR: &str = ".streamlit";
 /// Streamlit's local secrets file: never copied into the repository.
 const SECRETS_FILE: &str = ".streamlit/secrets.toml";
 /// Main file names Streamlit apps commonly use, in the order tried.
@@ -246,7 +239,8 @@ fn write_app(
     fs::create_dir_all(&pages).map_err(io_error(&pages))
 }
 
-/// Every file under `dir` (relative to the app), skipping caches and secrets.
+/// Every file under `dir` (relative to the app), skipping the folders the
+/// workspace never reads (but `.streamlit/`) and the secrets.
 fn collect_files(
     root: &Path,
     relative: &Path,
@@ -259,7 +253,7 @@ fn collect_files(
         let name = entry.file_name().to_string_lossy().into_owned();
         let metadata = fs::metadata(entry.path())?;
         if metadata.is_dir() {
-            if !SKIPPED_DIRS.contains(&name.as_str()) {
+            if path == Path::new(STREAMLIT_DIR) || !is_skipped_dir(&name) {
                 collect_files(root, &path, files, skipped)?;
             }
         } else if path == Path::new(SECRETS_FILE) {
@@ -339,6 +333,39 @@ mod tests {
         assert_eq!(
             rename_in_definition("a: b\n", "home.py", "dashboard.py"),
             None
+        );
+    }
+
+    #[test]
+    fn folders_the_workspace_never_reads_stay_behind_but_streamlits_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "app.py",
+            "pages/a.py",
+            ".streamlit/config.toml",
+            ".streamlit/secrets.toml",
+            ".ipynb_checkpoints/app-checkpoint.py",
+            "venv/lib/site.py",
+            "__pycache__/app.cpython-311.pyc",
+            "pages/.streamlit/config.toml",
+        ] {
+            let path = dir.path().join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "").unwrap();
+        }
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        collect_files(dir.path(), Path::new(""), &mut files, &mut skipped).unwrap();
+        files.sort();
+        assert_eq!(
+            files,
+            [".streamlit/config.toml", "app.py", "pages/a.py"].map(PathBuf::from)
+        );
+        assert_eq!(
+            skipped,
+            [(
+                PathBuf::from(".streamlit/secrets.toml"),
+                "secrets never go into the repository"
+            )]
         );
     }
 
