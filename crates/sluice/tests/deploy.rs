@@ -105,11 +105,7 @@ fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
     let config = home.join(".snowflake/config.toml");
     fs::write(&config, "[connections.test]\n").unwrap();
     fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let command = dry
         .stdout
         .lines()
@@ -188,15 +184,13 @@ fn fake_snow_dir(dir: &Path, fail_on: &str) -> PathBuf {
     let bin = dir.join(format!("bin-{fail_on}"));
     fs::create_dir_all(&bin).unwrap();
     let script = bin.join("snow");
-    fs::write(
+    common::write_script(
         &script,
         format!(
             "#!/bin/sh\necho \"$*\" >> '{}'\nfor a in \"$@\"; do [ \"$a\" = '{fail_on}' ] && {{ echo \"refused: $a\" >&2; exit 1; }}; done\necho ok\n",
             dir.join("snow-calls.log").display()
         ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     bin
 }
 
@@ -466,8 +460,7 @@ fn the_pipelines_deploy_test_job_deploys_every_app_then_only_changed_ones() {
 
     // Next merge: only the app that changed.
     let dashboard = root.join("applications/sales_dashboard/dashboard.py");
-    let text = fs::read_to_string(&dashboard).unwrap();
-    fs::write(&dashboard, text.replace("Sample data", "Sample revenue")).unwrap();
+    common::replace_in(&dashboard, "Sample data", "Sample revenue");
     git(&root, &["commit", "-q", "-am", "sales wording"]);
     let second = run_job();
     assert!(
@@ -597,15 +590,13 @@ fn listing_snow(dir: &Path) -> PathBuf {
         "owner_role_type": "ROLE"
     }
 ]"#;
-    fs::write(
+    common::write_script(
         &script,
         format!(
             "#!/bin/sh\necho \"$*\" >> '{}'\ncat <<'JSON'\n{listing}\nJSON\n",
             dir.join("snow-list.log").display()
         ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script
 }
 
@@ -653,15 +644,13 @@ fn capturing_snow(dir: &Path) -> PathBuf {
     let script = dir.join("snow-capture");
     let captures = dir.join("captures");
     fs::create_dir_all(&captures).unwrap();
-    fs::write(
+    common::write_script(
         &script,
         format!(
             "#!/bin/sh\nprev=''\nfor a in \"$@\"; do\n  if [ \"$prev\" = '-p' ]; then\n    n=$(ls '{c}' | wc -l)\n    cp -R \"$a\" '{c}'/$n\n  fi\n  prev=\"$a\"\ndone\necho ok\n",
             c = captures.display()
         ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script
 }
 
@@ -706,12 +695,7 @@ fn rollback_of_a_two_commit_history_deploys_the_first_commits_files_byte_for_byt
 
     // Second commit: a page changed, a page added, the shared base page changed.
     let page = root.join("applications/sales_dashboard/pages/analytics.py");
-    let text = fs::read_to_string(&page).unwrap();
-    fs::write(
-        &page,
-        text.replace("title=\"Analytics\"", "title=\"Regional analytics\""),
-    )
-    .unwrap();
+    common::replace_in(&page, "title=\"Analytics\"", "title=\"Regional analytics\"");
     ok(sluice(&root).args(["new-page", "sales_dashboard", "forecast"]));
     let base = root.join("applications/components/base_page.py");
     fs::write(&base, fs::read_to_string(&base).unwrap() + "\n# second\n").unwrap();

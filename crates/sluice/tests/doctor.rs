@@ -168,7 +168,7 @@ fn the_real_snow_agrees_that_variables_need_a_section() {
 /// passes for `test` and fails for anything else the way snow prints errors.
 fn fake_snow(dir: &Path) -> PathBuf {
     let path = dir.join("snow");
-    fs::write(
+    common::write_script(
         &path,
         "#!/bin/sh\n\
          if [ \"$1\" = --version ]; then echo 'Snowflake CLI version: 3.30.0'; exit 0; fi\n\
@@ -177,9 +177,7 @@ fn fake_snow(dir: &Path) -> PathBuf {
          '│ 250001: Incorrect username or password was specified. │' \
          '╰─────────────────────────────────────╯' >&2\n\
          exit 1\n",
-    )
-    .unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     path
 }
 
@@ -218,12 +216,7 @@ fn broken_snowflake_config_and_python_mismatches_are_findings() {
     let home = snowflake_home(dir.path(), "[connections.test\n");
     // An app pinning another Streamlit than the virtualenv has.
     let env_file = root.join("applications/main_app/environment.yml");
-    let text = fs::read_to_string(&env_file).unwrap();
-    fs::write(
-        &env_file,
-        text.replace("streamlit=1.50.0", "streamlit=1.49.1"),
-    )
-    .unwrap();
+    common::replace_in(&env_file, "streamlit=1.50.0", "streamlit=1.49.1");
     let result = run(&mut doctor(&root, &home, &repo_snow()));
     let fails = failures(&result.stdout);
     assert_eq!(fails.len(), 2, "{}", result.stdout);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{assert_error, ok, run, sluice};
+use common::{assert_error, ok, replace_in, run, sluice};
 
 const SUBHEADER: &str = "st.subheader(\"Sample data\")";
 const NEW_SUBHEADER: &str = "st.subheader(\"Sample data (generated)\")";
@@ -17,12 +17,6 @@ const NEW_RUN_END: &str = "        self.set_page_layout()\n        self.setup_ui
 const LIVE_QUERY: &str =
     "LIVE_QUERY = \"SELECT current_database() AS database_name, current_timestamp AS server_time\"";
 const HR_QUERY: &str = "LIVE_QUERY = \"SELECT current_database() AS database_name\"";
-
-fn replace_in(path: &Path, from: &str, to: &str) {
-    let text = fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} lacks {from:?}", path.display());
-    fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
 
 /// A workspace with three apps made from the first template version: `sales`
 /// (untouched), `hr` (its creator changed the live query), `finance` (its

@@ -490,10 +490,8 @@ fn a_broken_sluice_yml_is_reported_with_its_line() {
 /// A Python that cannot see any installed package (`-S -I`), standing in
 /// for a machine where `sluice setup` has not run.
 fn python_without_streamlit(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("bare-python");
-    fs::write(&path, "#!/bin/sh\nexec python3 -S -I \"$@\"\n").unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_script(&path, "#!/bin/sh\nexec python3 -S -I \"$@\"\n");
     path
 }
 
@@ -689,15 +687,12 @@ fn an_app_without_pages_fails() {
 
 #[test]
 fn a_crashing_runner_is_reported_with_its_last_words() {
-    use std::os::unix::fs::PermissionsExt;
     let (dir, root) = workspace();
     let python = dir.path().join("crashing-python");
-    fs::write(
+    common::write_script(
         &python,
         "#!/bin/sh\ncat >/dev/null\necho 'Fatal Python error: out of luck' >&2\nexit 6\n",
-    )
-    .unwrap();
-    fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let result = run(sluice(&root).arg("test").env("SLUICE_PYTHON", &python));
     assert_error(
         &result,

@@ -23,6 +23,22 @@ pub fn repo_venv_program(name: &str) -> PathBuf {
     program
 }
 
+/// Replaces `from` by `to` in the file `path`, which must contain it (an
+/// edit that changes nothing would make the test prove nothing).
+pub fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// Writes the executable script `text` to `path`: a stand-in `snow` or
+/// Python for the commands a test drives.
+pub fn write_script(path: &Path, text: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// A loopback port nothing listens on (yet).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
