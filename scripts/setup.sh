@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything Sluice and its tests need on a fresh Debian machine, idempotently:
 # system packages (PostgreSQL server tools, pgbench, Redis, pgbouncer for the benchmark),
-# the project's Python virtualenv in .venv (Streamlit, pytest, psycopg, Snowflake CLI),
+# the project's Python virtualenv in .venv (Streamlit, pytest, psycopg, Snowflake CLI, Snowpark, DuckDB),
 # and the release build of the `sluice` binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."

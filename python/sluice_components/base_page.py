@@ -21,10 +21,13 @@ module-level `main()`::
     def main() -> None:
         SalesPage().run()
 
-Data access goes through `self.query(sql)`, which only runs read-only SQL.
-In Snowflake it uses Snowpark's active session; locally (`sluice run`,
-`sluice test`) it connects to `$SLUICE_POSTGRES_URL`, which Sluice sets from
-the `local` environment of `sluice.yml`.
+Data access goes through `self.query(sql)`, which only runs read-only SQL,
+or Snowpark's session, `self.session`. In Snowflake both use Snowpark's
+active session. Locally (`sluice run`, `sluice test`) an app reads either
+PostgreSQL at `$SLUICE_POSTGRES_URL` (from the `local` environment of
+`sluice.yml`), or, when it has fixture tables in `tests/data/*.csv` (or there
+is no `postgres_url`), a Snowpark session in Snowpark's local testing mode
+holding those tables, which `query` then uses too.
 """
 
 from __future__ import annotations
@@ -219,21 +222,25 @@ class BasePage:
 
     @property
     def session(self) -> Any:
-        """Snowpark's active session when running in Snowflake.
+        """Snowpark's active session: Snowflake's, or locally the app's
+        local-testing session over its `tests/data/*.csv` tables.
 
-        Raises `DataSourceUnavailable` locally, where pages read through
-        `query` (which opens a PostgreSQL connection per call).
+        Raises `DataSourceUnavailable` when there is none (locally: an app
+        that reads PostgreSQL and has no `tests/data/`).
         """
         try:
             from snowflake.snowpark.context import get_active_session
         except ImportError:
             raise DataSourceUnavailable(
-                "Snowpark is not installed here; locally, use self.query(sql)"
+                "Snowpark is not installed here; run `sluice setup`"
             ) from None
         try:
             return get_active_session()
-        except Exception as error:  # Snowpark raises its own SnowparkSessionException
-            raise DataSourceUnavailable(f"no active Snowpark session: {error}") from None
+        except Exception:  # Snowpark's SnowparkSessionException, whose text speaks of UDFs
+            raise DataSourceUnavailable(
+                "no active Snowpark session: locally an app gets one when it has fixture "
+                "tables in tests/data/*.csv"
+            ) from None
 
     def query(self, sql: str, params: Params = None) -> pd.DataFrame:
         """Runs one read-only statement and returns its rows.
@@ -254,20 +261,26 @@ class BasePage:
         url = os.environ.get(POSTGRES_URL_VARIABLE)
         if url:
             return _postgres_query(url, sql, params)
-        if _in_snowflake():
-            return self.session.sql(sql, params=params).to_pandas()
+        session = _active_session()
+        if session is not None:
+            return session.sql(sql, params=params).to_pandas()
         raise DataSourceUnavailable(
             f"{POSTGRES_URL_VARIABLE} is not set (sluice run and sluice test set it from "
-            "the `local` environment in sluice.yml) and this is not Snowflake"
+            "the `local` environment in sluice.yml) and there is no Snowpark session "
+            "(Snowflake's, or locally one over the app's tests/data/*.csv)"
         )
 
 
-def _in_snowflake() -> bool:
+def _active_session() -> Any:
+    """Snowpark's active session, or None (no Snowpark, or no session)."""
     try:
-        import snowflake.snowpark  # noqa: F401
+        from snowflake.snowpark.context import get_active_session
     except ImportError:
-        return False
-    return True
+        return None
+    try:
+        return get_active_session()
+    except Exception:  # SnowparkSessionException: no session
+        return None
 
 
 def _postgres_query(url: str, sql: str, params: Params) -> pd.DataFrame:

@@ -6,7 +6,12 @@ on stdin::
 
     {"apps_dir": "/ws/applications", "timeout": 30,
      "pages": [{"app": "main_app", "dir": "/ws/applications/main_app",
-                "file": "/ws/applications/main_app/dashboard.py"}]}
+                "file": "/ws/applications/main_app/dashboard.py",
+                "snowpark": false}]}
+
+A page with `"snowpark": true` runs with its app's local Snowpark session
+(`local_snowpark.py`: Snowpark's local testing mode, the app's
+`tests/data/*.csv` as tables) active and without `SLUICE_POSTGRES_URL`.
 
 and prints one result per page on stdout, as a JSON line prefixed with
 `@sluice `::
@@ -26,7 +31,13 @@ import sys
 import threading
 from typing import Any, TextIO
 
+# The sibling module, found even under `python -I` (no script folder on
+# sys.path); appended, so it never shadows a page's own modules.
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import local_snowpark  # noqa: E402
+
 RESULT_PREFIX = "@sluice "
+POSTGRES_URL_VARIABLE = "SLUICE_POSTGRES_URL"
 
 
 def main() -> int:
@@ -56,7 +67,18 @@ def run_page(app_test: Any, page: dict[str, str], timeout: float) -> dict[str, A
     that folder on `sys.path`. Modules the app's folder provides are
     forgotten afterwards, so two apps' same-named helpers never mix."""
     result: dict[str, Any] = {"file": page["file"], "ok": False}
+    runner_main = sys.modules["__main__"]
     os.chdir(page["dir"])
+    postgres_url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if page.get("snowpark"):
+        try:
+            local_snowpark.session_for(page["dir"])
+        except Exception as error:  # Snowpark missing, or a fixture that does not load
+            result["error"] = f"{type(error).__name__}: {error}"
+            if isinstance(error, ImportError):
+                result["error"] += " (the app runs with Snowpark locally: run `sluice setup`)"
+            return result
+        os.environ.pop(POSTGRES_URL_VARIABLE, None)
     sys.path.insert(0, page["dir"])
     outcome: dict[str, Any] = {}
 
@@ -76,6 +98,11 @@ def run_page(app_test: Any, page: dict[str, str], timeout: float) -> dict[str, A
     worker.join(timeout + GRACE_SECONDS)
     sys.path.remove(page["dir"])
     forget_modules_under(page["dir"])
+    # Streamlit ran the page as `__main__`, and forgetting the page's modules
+    # dropped it; libraries imported later (Snowpark, through `inspect`) need one.
+    sys.modules["__main__"] = runner_main
+    if postgres_url is not None:
+        os.environ[POSTGRES_URL_VARIABLE] = postgres_url
     if worker.is_alive():
         result["error"] = f"TimeoutError: the page was still running after {timeout}s"
         return result

@@ -1,6 +1,7 @@
 """Puts `python/` on sys.path (tests import `sluice_components` and
 `sluice_runner`), and a throwaway PostgreSQL server for the tests that read data."""
 
+import json
 import os
 import shutil
 import socket
@@ -16,6 +17,23 @@ PYTHON_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PYTHON_DIR))
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+RUNNER = PYTHON_DIR / "sluice_runner" / "apptest_runner.py"
+
+
+def run_spec(spec: dict, env: dict[str, str] | None = None) -> tuple[list[dict], str]:
+    """Runs the page runner on `spec` as `sluice test` does; returns its
+    results (asserting stdout holds nothing else) and its stderr."""
+    done = subprocess.run(
+        [sys.executable, str(RUNNER)],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    lines = done.stdout.splitlines()
+    assert all(line.startswith("@sluice ") for line in lines), done.stdout
+    return [json.loads(line.removeprefix("@sluice ")) for line in lines], done.stderr
 
 
 def free_port() -> int:

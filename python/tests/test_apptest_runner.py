@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUNNER = Path(__file__).resolve().parent.parent / "sluice_runner" / "apptest_runner.py"
+from .conftest import RUNNER, run_spec
 
 
 def run_runner(tmp_path: Path, pages: dict[str, str]) -> tuple[list[dict], str]:
@@ -19,17 +19,7 @@ def run_runner(tmp_path: Path, pages: dict[str, str]) -> tuple[list[dict], str]:
     for name, source in pages.items():
         (app / name).write_text(source)
         spec_pages.append({"app": "demo", "dir": str(app), "file": str(app / name)})
-    spec = {"apps_dir": str(tmp_path / "apps"), "timeout": 30, "pages": spec_pages}
-    done = subprocess.run(
-        [sys.executable, str(RUNNER)],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines = done.stdout.splitlines()
-    assert all(line.startswith("@sluice ") for line in lines), done.stdout
-    return [json.loads(line.removeprefix("@sluice ")) for line in lines], done.stderr
+    return run_spec({"apps_dir": str(tmp_path / "apps"), "timeout": 30, "pages": spec_pages})
 
 
 def test_results_per_page(tmp_path: Path) -> None:
@@ -81,3 +71,21 @@ def test_apps_get_their_own_helper_modules(tmp_path: Path) -> None:
     )
     results = [json.loads(line.removeprefix("@sluice ")) for line in done.stdout.splitlines()]
     assert [r["ok"] for r in results] == [True, True], results
+
+
+def test_the_runner_keeps_its_main_module(tmp_path: Path, monkeypatch) -> None:
+    # Streamlit runs a page as `__main__`; once the page's modules are
+    # forgotten the process must still have its own, or a library imported
+    # between pages (Snowpark, whose import calls `inspect.getmodule`) fails.
+    monkeypatch.syspath_prepend(str(RUNNER.parent))
+    monkeypatch.chdir(tmp_path)
+    import apptest_runner
+    from streamlit.testing.v1 import AppTest
+
+    app = tmp_path / "demo"
+    app.mkdir()
+    (app / "dashboard.py").write_text("import streamlit as st\nst.write('hi')\n")
+    main = sys.modules["__main__"]
+    page = {"app": "demo", "dir": str(app), "file": str(app / "dashboard.py")}
+    assert apptest_runner.run_page(AppTest, page, 30) == {"file": page["file"], "ok": True}
+    assert sys.modules["__main__"] is main

@@ -53,12 +53,13 @@ def test_writes_are_refused_before_connecting(monkeypatch: pytest.MonkeyPatch) -
 
 def test_no_data_source_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(base_page.POSTGRES_URL_VARIABLE, raising=False)
-    monkeypatch.setattr(base_page, "_in_snowflake", lambda: False)
+    monkeypatch.setattr(base_page, "_active_session", lambda: None)
     with pytest.raises(DataSourceUnavailable) as missing:
         Page().query("SELECT 1")
     assert str(missing.value) == (
         "SLUICE_POSTGRES_URL is not set (sluice run and sluice test set it from the "
-        "`local` environment in sluice.yml) and this is not Snowflake"
+        "`local` environment in sluice.yml) and there is no Snowpark session "
+        "(Snowflake's, or locally one over the app's tests/data/*.csv)"
     )
 
 

@@ -38,7 +38,8 @@ pub struct AuditEntry {
     pub commit: String,
     pub env: String,
     pub app: String,
-    /// `deploy` or `share`.
+    /// `deploy`, `share`, `drop` (an app removed from the repository) or
+    /// `rollback`.
     pub action: String,
     /// The plan's digest.
     pub digest: String,
@@ -142,13 +143,18 @@ pub fn last_success<'a>(entries: &'a [AuditEntry], app: &str, env: &str) -> Opti
         .find(|e| e.app == app && e.env == env && e.succeeded())
 }
 
-/// The commit of the last successful deploy to `env` (any app): where CI's
-/// `--changed-since` starts.
+/// The commit of the last successful deploy (or drop of a removed app) to
+/// `env`, any app: where CI's `--changed-since` starts.
 pub fn last_deployed_commit<'a>(entries: &'a [AuditEntry], env: &str) -> Option<&'a str> {
     entries
         .iter()
         .rev()
-        .find(|e| e.env == env && e.action == "deploy" && e.succeeded() && e.commit != UNKNOWN)
+        .find(|e| {
+            e.env == env
+                && matches!(e.action.as_str(), "deploy" | "drop")
+                && e.succeeded()
+                && e.commit != UNKNOWN
+        })
         .map(|e| e.commit.as_str())
 }
 

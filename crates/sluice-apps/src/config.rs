@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sluice_rules::source::without_location;
 
 /// The name of the workspace file, found by walking upward from a folder.
 pub const CONFIG_FILE: &str = "sluice.yml";
@@ -62,9 +63,27 @@ pub struct Environment {
     pub role: Option<String>,
     /// PostgreSQL URL pages read from when run locally (`BasePage.query`).
     pub postgres_url: Option<String>,
+    /// What this environment allows and imposes in the apps' `snowflake.yml`.
+    #[serde(default)]
+    pub streamlit: StreamlitPolicy,
 }
 
-/// The keys of an [`Environment`], in display order. Each can be overridden
+/// An environment's say over the apps' own streamlit entities
+/// (`environments.<env>.streamlit` in `sluice.yml`; see `deploy::project`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamlitPolicy {
+    /// The external access integrations apps may use here; absent: any.
+    pub allowed_external_access_integrations: Option<Vec<String>>,
+    /// Entity keys an app's `snowflake.yml` may not set here (`secrets`, ...).
+    #[serde(default)]
+    pub forbid: Vec<String>,
+    /// Entity values every app gets here, whatever its own file says.
+    #[serde(default)]
+    pub force: BTreeMap<String, serde_norway::Value>,
+}
+
+/// The string keys of an [`Environment`], in display order. Each can be overridden
 /// by `SLUICE_<KEY>` (upper-case), for example `SLUICE_POSTGRES_URL`.
 pub const ENVIRONMENT_KEYS: [&str; 7] = [
     "connection",
@@ -192,7 +211,7 @@ impl Config {
                 path: path.to_path_buf(),
                 line: location.as_ref().map(|l| l.line()),
                 column: location.as_ref().map(|l| l.column()),
-                message: strip_location(&e.to_string()),
+                message: without_location(&e.to_string()),
             }
         })?;
         config.validate(text, path)?;
@@ -266,15 +285,6 @@ impl Config {
             values,
             sources,
         })
-    }
-}
-
-/// serde_norway appends " at line L column C" to its messages; the location
-/// is printed in front instead, compiler style.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
-        _ => message.to_string(),
     }
 }
 
@@ -359,6 +369,30 @@ environments:
         assert_eq!(
             err,
             "sluice.yml:2:1: apps_dir: must be a folder relative to the workspace"
+        );
+    }
+
+    #[test]
+    fn an_environment_may_govern_the_apps_streamlit_settings() {
+        let text = "project: a\nenvironments:\n  prod:\n    connection: prod\n    streamlit:\n      allowed_external_access_integrations: [PYPI_ACCESS]\n      forbid: [secrets]\n      force: {comment: Managed}\n";
+        let config = parse(text).unwrap();
+        let policy = &config.environments["prod"].streamlit;
+        assert_eq!(
+            policy.allowed_external_access_integrations.as_deref(),
+            Some(&["PYPI_ACCESS".to_string()][..])
+        );
+        assert_eq!(policy.forbid, ["secrets"]);
+        assert_eq!(
+            policy.force["comment"],
+            serde_norway::Value::from("Managed")
+        );
+        let typo = text.replace("forbid:", "forbidden:");
+        let err = parse(&typo).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "sluice.yml:7:7: environments.prod.streamlit: unknown field `forbidden`"
+            ),
+            "{err}"
         );
     }
 

@@ -1,16 +1,24 @@
 //! `sluice apps`: every app with its pages, owners (`CODEOWNERS`), the roles
 //! it is shared with per environment (`share.yml`), its compliance status
-//! (`sluice check`'s engine) and its last deploy per environment (the audit
-//! log).
+//! ([`crate::compliance`], as `sluice check` reports it) and its last deploy
+//! per environment (the audit log).
+//!
+//! `sluice apps --live --env E` ([`live`]) compares the repository with what
+//! is live in the environment's schema, as `snow streamlit list --format
+//! json` reports it: apps live but unknown to the repository (orphans a
+//! deploy never dropped), and apps known but not live.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::Path;
+use std::process::Command;
 
 use globset::{Glob, GlobSetBuilder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEntry;
-use crate::deploy::share;
+use crate::compliance::{self, RulesFile};
+use crate::deploy::{share, Step, StepKind, Target, SNOW};
 use crate::workspace::Workspace;
 
 /// Where `CODEOWNERS` may live, in GitLab's order of precedence.
@@ -83,7 +91,7 @@ pub fn inventory(ws: &Workspace, history: &[AuditEntry]) -> Vec<AppInfo> {
             let mut last_deploy = BTreeMap::new();
             for entry in history
                 .iter()
-                .filter(|e| e.app == app.name && e.action == "deploy")
+                .filter(|e| e.app == app.name && matches!(e.action.as_str(), "deploy" | "rollback"))
             {
                 last_deploy.insert(
                     entry.env.clone(),
@@ -113,15 +121,7 @@ pub fn inventory(ws: &Workspace, history: &[AuditEntry]) -> Vec<AppInfo> {
 
 /// `sluice check`'s verdict per app; empty when the rules cannot be used.
 fn compliance(ws: &Workspace) -> BTreeMap<String, Compliance> {
-    let rules_path = ws.root().join("compliance").join("rules.yml");
-    let Ok(rules) = sluice_rules::load_rules(&rules_path, "compliance/rules.yml") else {
-        return BTreeMap::new();
-    };
-    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
-    let Ok(checked) = sluice_rules::Workspace::discover(ws.root(), &apps_dir) else {
-        return BTreeMap::new();
-    };
-    let Ok(report) = sluice_rules::check(&checked, &rules, &Default::default()) else {
+    let Ok(report) = compliance::check(ws, &RulesFile::of(ws), None) else {
         return BTreeMap::new();
     };
     report
@@ -209,6 +209,188 @@ pub fn render_table(apps: &[AppInfo]) -> String {
         })
         .collect();
     crate::table::render(&header, &rows)
+}
+
+/// How an app or Streamlit object compares between the repository and an
+/// environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveStatus {
+    /// In the repository and live.
+    Live,
+    /// In the repository, not live (never deployed, or dropped by hand).
+    KnownNotLive,
+    /// Live, but no app of the repository is deployed as it (an orphan).
+    LiveUnknown,
+}
+
+impl LiveStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveStatus::Live => "live",
+            LiveStatus::KnownNotLive => "known but not live",
+            LiveStatus::LiveUnknown => "live but unknown",
+        }
+    }
+}
+
+/// One line of `sluice apps --live`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveApp {
+    /// The repository's app, when there is one.
+    pub app: Option<String>,
+    /// `DATABASE.SCHEMA.NAME`.
+    pub object: String,
+    pub status: LiveStatus,
+}
+
+/// Why the live apps could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cannot run {program}: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}){}", last_line(.stderr))]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{command}` printed no JSON list of Streamlit objects: {error}")]
+    Unreadable {
+        command: String,
+        error: serde_json::Error,
+    },
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default()
+}
+
+/// A row of `SHOW STREAMLITS` as `snow ... --format json` prints it (the
+/// other columns, `created_on`, `title`, `owner`, `url_id`, ..., are not read).
+#[derive(Debug, Deserialize)]
+struct Listed {
+    name: String,
+    database_name: Option<String>,
+    schema_name: Option<String>,
+}
+
+/// `snow streamlit list --in schema DB.SCHEMA --format json`, on the
+/// environment's connection.
+pub fn list_step(target: &Target) -> Step {
+    let mut argv = vec![
+        SNOW.to_string(),
+        "streamlit".into(),
+        "list".into(),
+        "--in".into(),
+        "schema".into(),
+        format!("{}.{}", target.database, target.schema),
+        "--format".into(),
+        "json".into(),
+    ];
+    argv.extend(target.connection_args());
+    Step {
+        kind: StepKind::List,
+        description: format!("list the Streamlit objects of {}", target.env),
+        argv,
+    }
+}
+
+/// Runs [`list_step`] with `program` in place of `snow` (in `root`) and
+/// compares its answer with the repository's apps.
+pub fn live(ws: &Workspace, target: &Target, program: &OsStr) -> Result<Vec<LiveApp>, LiveError> {
+    let step = list_step(target);
+    let command = step.command_line();
+    let output = Command::new(program)
+        .args(&step.argv[1..])
+        .current_dir(ws.root())
+        .output()
+        .map_err(|error| LiveError::Spawn {
+            program: Path::new(program).display().to_string(),
+            error,
+        })?;
+    if !output.status.success() {
+        return Err(LiveError::Failed {
+            command,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned()
+                + &String::from_utf8_lossy(&output.stdout),
+        });
+    }
+    let listed: Vec<Listed> = serde_json::from_slice(&output.stdout)
+        .map_err(|error| LiveError::Unreadable { command, error })?;
+    let apps: Vec<String> = ws.apps().into_iter().map(|a| a.name).collect();
+    Ok(compare(&apps, target, &listed))
+}
+
+fn compare(apps: &[String], target: &Target, listed: &[Listed]) -> Vec<LiveApp> {
+    let here = |l: &&Listed| {
+        let same =
+            |a: &Option<String>, b: &str| a.as_deref().is_none_or(|a| a.eq_ignore_ascii_case(b));
+        same(&l.database_name, &target.database) && same(&l.schema_name, &target.schema)
+    };
+    let live: Vec<String> = listed
+        .iter()
+        .filter(here)
+        .map(|l| l.name.to_uppercase())
+        .collect();
+    let mut out: Vec<LiveApp> = apps
+        .iter()
+        .map(|app| LiveApp {
+            app: Some(app.clone()),
+            object: target.object(app),
+            status: if live.contains(&app.to_uppercase()) {
+                LiveStatus::Live
+            } else {
+                LiveStatus::KnownNotLive
+            },
+        })
+        .collect();
+    let mut orphans: Vec<&String> = live
+        .iter()
+        .filter(|name| !apps.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        .collect();
+    orphans.sort();
+    out.extend(orphans.into_iter().map(|name| LiveApp {
+        app: None,
+        object: format!("{}.{}.{name}", target.database, target.schema),
+        status: LiveStatus::LiveUnknown,
+    }));
+    out
+}
+
+/// `sluice apps --live`'s table and a count per status.
+pub fn render_live(target: &Target, apps: &[LiveApp]) -> String {
+    let rows: Vec<[String; 3]> = apps
+        .iter()
+        .map(|a| {
+            [
+                a.app.clone().unwrap_or_else(|| "-".into()),
+                a.object.clone(),
+                a.status.as_str().to_string(),
+            ]
+        })
+        .collect();
+    let count = |s: LiveStatus| apps.iter().filter(|a| a.status == s).count();
+    format!(
+        "Live in {} ({}.{}), per `snow streamlit list`:\n{}{} apps: {} live, {} known but not live, {} live but unknown\n",
+        target.env,
+        target.database,
+        target.schema,
+        crate::table::render(&["APP", "OBJECT", "STATUS"], &rows),
+        apps.len(),
+        count(LiveStatus::Live),
+        count(LiveStatus::KnownNotLive),
+        count(LiveStatus::LiveUnknown),
+    )
 }
 
 /// A parsed `CODEOWNERS`: (pattern, owners) in file order.

@@ -28,10 +28,11 @@ pub fn check_identifier(name: &str) -> Result<(), NameProblem> {
     }
 }
 
-/// Checks an app name: an identifier that is not reserved.
+/// Checks an app name: an identifier that is not reserved, and not a
+/// folder no command reads as an app (`venv`, `node_modules`).
 pub fn check_app_name(name: &str) -> Result<(), NameProblem> {
     check_identifier(name)?;
-    if RESERVED_APP_NAMES.contains(&name) {
+    if RESERVED_APP_NAMES.contains(&name) || sluice_rules::workspace::is_skipped_dir(name) {
         return Err(NameProblem::Reserved);
     }
     Ok(())
@@ -109,6 +110,9 @@ mod tests {
     #[test]
     fn components_is_reserved_for_apps() {
         assert_eq!(check_app_name("components"), Err(NameProblem::Reserved));
+        // Folders the workspace layout never reads as apps.
+        assert_eq!(check_app_name("venv"), Err(NameProblem::Reserved));
+        assert_eq!(check_app_name("node_modules"), Err(NameProblem::Reserved));
         assert_eq!(check_identifier("components"), Ok(()));
     }
 

@@ -22,7 +22,8 @@ pub const VENV_DIR: &str = ".venv";
 pub const REQUIREMENTS_FILE: &str = "requirements.txt";
 /// Packages installed when the workspace has no `requirements.txt`.
 pub const DEFAULT_REQUIREMENTS: &str =
-    "streamlit==1.50.0\npytest==8.4.2\npsycopg[binary]==3.2.10\n";
+    "streamlit==1.50.0\npytest==8.4.2\npsycopg[binary]==3.2.10\n\
+     snowflake-snowpark-python==1.53.0\nduckdb==1.4.5\n";
 /// Inside the virtualenv: the digest of the requirements last installed.
 const STAMP_FILE: &str = ".sluice-requirements";
 

@@ -3,10 +3,18 @@
 //! environment.
 //!
 //! `test` starts ONE Python process for all pages (importing Streamlit is
-//! most of the cost): the embedded runner script
+//! most of the cost): the runner script
 //! (`python/sluice_runner/apptest_runner.py`) reads the list of pages on
 //! stdin, runs each through `streamlit.testing.v1.AppTest`, and prints one
 //! `@sluice {json}` line per page, which is read here as it arrives.
+//!
+//! Each app reads its local data from PostgreSQL or from a local Snowpark
+//! session ([`crate::local_data`]); `run` starts Streamlit through
+//! `streamlit_launcher.py`, which makes that session first. The runner
+//! scripts ship inside the binary and are written once per version to
+//! `.sluice/runner/<digest>/` (they import each other, which `python -c`
+//! cannot do; a content-named folder is never rewritten, so concurrent runs
+//! and older binaries never see a half-written or different script).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,13 +22,35 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, DEFAULT_ENVIRONMENT};
+use crate::config::ConfigError;
+use crate::local_data::{local_data, local_postgres_url, LocalData};
 use crate::python::{Python, PythonError};
 use crate::workspace::{App, Workspace};
+use crate::write_once::write_folder_once;
 
-/// The runner script, shipped inside the binary and run with `python -c`.
-const APPTEST_RUNNER: &str = include_str!("../../../python/sluice_runner/apptest_runner.py");
+/// The runner scripts, shipped inside the binary: (file name, contents).
+const RUNNER_SCRIPTS: [(&str, &str); 3] = [
+    (
+        APPTEST_RUNNER,
+        include_str!("../../../python/sluice_runner/apptest_runner.py"),
+    ),
+    (
+        "local_snowpark.py",
+        include_str!("../../../python/sluice_runner/local_snowpark.py"),
+    ),
+    (
+        STREAMLIT_LAUNCHER,
+        include_str!("../../../python/sluice_runner/streamlit_launcher.py"),
+    ),
+];
+const APPTEST_RUNNER: &str = "apptest_runner.py";
+const STREAMLIT_LAUNCHER: &str = "streamlit_launcher.py";
+/// Where the runner scripts are written, relative to the workspace root.
+pub const RUNNER_DIR: &str = ".sluice/runner";
+/// Tells `streamlit_launcher.py` to make the app's local Snowpark session.
+const LOCAL_SNOWPARK_VARIABLE: &str = "SLUICE_LOCAL_SNOWPARK";
 const RESULT_PREFIX: &str = "@sluice ";
 /// The runner's exit status when Streamlit cannot be imported.
 const NO_STREAMLIT_STATUS: i32 = 3;
@@ -65,6 +95,33 @@ pub enum RunError {
     BadResult(String),
     #[error("cannot talk to the page runner: {0}")]
     Io(std::io::Error),
+    #[error("cannot write the page runner to {}: {error}", .path.display())]
+    WriteRunner {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// The folder holding this binary's runner scripts, written if missing.
+fn runner_scripts(workspace: &Workspace) -> Result<PathBuf, RunError> {
+    let mut digest = Sha256::new();
+    for (name, text) in RUNNER_SCRIPTS {
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        digest.update(text.as_bytes());
+    }
+    let hex: String = digest.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = workspace.root().join(RUNNER_DIR).join(hex);
+    let files: Vec<(PathBuf, Vec<u8>)> = RUNNER_SCRIPTS
+        .iter()
+        .map(|(name, text)| (PathBuf::from(name), text.as_bytes().to_vec()))
+        .collect();
+    write_folder_once(&dir, &files)
+        .map_err(|(path, error)| RunError::WriteRunner { path, error })?;
+    Ok(dir)
 }
 
 fn stderr_tail(stderr: &str) -> String {
@@ -87,16 +144,6 @@ struct RunnerLine {
 /// The environment variables pages run with: the apps folder on
 /// `PYTHONPATH` and the `local` environment's PostgreSQL URL.
 pub fn page_environment(workspace: &Workspace) -> Result<Vec<(String, OsString)>, ConfigError> {
-    // A workspace without a `local` environment simply has no local database.
-    let local = if workspace
-        .config()
-        .environments
-        .contains_key(DEFAULT_ENVIRONMENT)
-    {
-        Some(workspace.environment(Some(DEFAULT_ENVIRONMENT))?)
-    } else {
-        None
-    };
     let mut path = workspace.apps_dir().into_os_string();
     if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
         path.push(":");
@@ -109,7 +156,8 @@ pub fn page_environment(workspace: &Workspace) -> Result<Vec<(String, OsString)>
             "false".into(),
         ),
     ];
-    if let Some(url) = local.and_then(|l| l.values.postgres_url) {
+    // A workspace without a `local` environment simply has no local database.
+    if let Some(url) = local_postgres_url(workspace)? {
         vars.push(("SLUICE_POSTGRES_URL".to_string(), url.into()));
     }
     Ok(vars)
@@ -128,11 +176,13 @@ pub fn test_pages(
     let mut pages = Vec::new();
     let mut owners: Vec<(&App, &Path)> = Vec::new();
     for app in apps {
+        let snowpark = matches!(local_data(workspace, app)?, LocalData::Snowpark { .. });
         for page in &app.pages {
             pages.push(serde_json::json!({
                 "app": app.name,
                 "dir": app.dir,
                 "file": page,
+                "snowpark": snowpark,
             }));
             owners.push((app, page));
         }
@@ -145,8 +195,7 @@ pub fn test_pages(
 
     let mut command = python.command();
     command
-        .arg("-c")
-        .arg(APPTEST_RUNNER)
+        .arg(runner_scripts(workspace)?.join(APPTEST_RUNNER))
         .envs(page_environment(workspace)?);
     if require_data {
         // The base page class then fails a page that cannot reach its data
@@ -230,7 +279,8 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// The `streamlit run` command for `app` (its `dashboard.py`, with `pages/`
-/// as Streamlit's multi-page folder), run from the app's folder.
+/// as Streamlit's multi-page folder), run from the app's folder, with the
+/// app's local data source ([`crate::local_data`]).
 pub fn streamlit_command(
     workspace: &Workspace,
     app: &App,
@@ -239,9 +289,15 @@ pub fn streamlit_command(
 ) -> Result<Command, RunError> {
     let mut command = python.command();
     command
-        .args(["-m", "streamlit", "run", "dashboard.py"])
+        .arg(runner_scripts(workspace)?.join(STREAMLIT_LAUNCHER))
+        .arg(sluice_rules::workspace::MAIN_FILE)
         .args(extra_args)
         .envs(page_environment(workspace)?)
         .current_dir(&app.dir);
+    if let LocalData::Snowpark { .. } = local_data(workspace, app)? {
+        command
+            .env_remove("SLUICE_POSTGRES_URL")
+            .env(LOCAL_SNOWPARK_VARIABLE, "1");
+    }
     Ok(command)
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use minijinja::Environment as Jinja;
 use serde::Serialize;
 
+use crate::app_template::{self, AppRecord};
 use crate::config::CONFIG_FILE;
 use crate::names::{self, NameProblem};
 use crate::workspace::{Workspace, WorkspaceError};
@@ -26,7 +27,7 @@ pub const EXAMPLE_APP: &str = "main_app";
 pub const EXAMPLE_PAGE: &str = "overview";
 
 /// The workspace templates folder's app and page subfolders.
-const APP_TEMPLATES: &str = "templates/app";
+pub const APP_TEMPLATES: &str = "templates/app";
 const PAGE_TEMPLATE: &str = "templates/page/page.py.j2";
 const TEMPLATE_SUFFIX: &str = ".j2";
 
@@ -66,7 +67,7 @@ const WORKSPACE_FILES: &[(&str, Kind, &str)] = &[
         include_str!("../templates/workspace/gitlab-ci.yml"),
     ),
     (
-        "compliance/rules.yml",
+        sluice_rules::RULES_FILE,
         Kind::Copy,
         // The checker owns its default policy; the workspace gets a copy to edit.
         sluice_rules::DEFAULT_RULES,
@@ -142,7 +143,7 @@ pub enum ScaffoldError {
     NotEmpty(PathBuf),
     #[error("invalid {what} name `{name}`: use a lowercase snake_case identifier (a-z, 0-9 and _, starting with a letter)")]
     InvalidName { what: &'static str, name: String },
-    #[error("`{0}` is reserved for the shared components; choose another app name")]
+    #[error("`{0}` is reserved {why}; choose another app name", why = reserved_for(.0))]
     ReservedName(String),
     #[error("app `{name}` already exists at {}", .path.display())]
     AppExists { name: String, path: PathBuf },
@@ -161,7 +162,15 @@ pub enum ScaffoldError {
     },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
+fn reserved_for(name: &str) -> &'static str {
+    if name == crate::workspace::COMPONENTS_DIR {
+        "for the shared components"
+    } else {
+        "(the workspace never reads such a folder as an app)"
+    }
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError + '_ {
     move |source| ScaffoldError::Io {
         path: path.to_path_buf(),
         error: source,
@@ -178,6 +187,26 @@ struct Context<'a> {
     page_title: String,
     /// The Python class the rendered page defines (`SalesDashboardPage`).
     class_name: String,
+}
+
+/// The values an app's templates are rendered with, by name: what
+/// `.sluice-app.yml` records as the app's answers.
+pub type Answers = BTreeMap<String, String>;
+
+/// The answers of a new app called `app` in `project`.
+pub(crate) fn app_answers(project: &str, app: &str) -> Answers {
+    let context = Context::app(project, app);
+    [
+        ("project", context.project.to_string()),
+        ("app_name", context.app_name.to_string()),
+        ("app_title", context.app_title),
+        ("page_name", context.page_name.to_string()),
+        ("page_title", context.page_title),
+        ("class_name", context.class_name),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 impl<'a> Context<'a> {
@@ -250,16 +279,7 @@ pub fn init(dir: &Path) -> Result<InitOutcome, ScaffoldError> {
 /// every file there, rendered when it ends in `.j2` (suffix dropped), plus
 /// an empty `pages/` folder.
 pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldError> {
-    match names::check_app_name(name) {
-        Ok(()) => {}
-        Err(NameProblem::NotSnakeCase) => {
-            return Err(ScaffoldError::InvalidName {
-                what: "app",
-                name: name.into(),
-            })
-        }
-        Err(NameProblem::Reserved) => return Err(ScaffoldError::ReservedName(name.into())),
-    }
+    check_new_app_name(name)?;
     let app_dir = workspace.apps_dir().join(name);
     if app_dir.exists() {
         return Err(ScaffoldError::AppExists {
@@ -269,25 +289,17 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
     }
 
     let templates = workspace.root().join(APP_TEMPLATES);
-    if !templates.is_dir() {
-        return Err(ScaffoldError::MissingTemplate(
-            workspace.relative(&templates).to_path_buf(),
-        ));
-    }
-    let context = Context::app(&workspace.config().project, name);
-    let mut planned = Vec::new();
-    for (relative, source) in template_files(&templates)? {
-        let text = fs::read_to_string(&source).map_err(io_error(&source))?;
-        let shown = workspace.relative(&source).to_string_lossy().into_owned();
-        let (target, contents) = match relative
-            .to_str()
-            .and_then(|p| p.strip_suffix(TEMPLATE_SUFFIX))
-        {
-            Some(stripped) => (PathBuf::from(stripped), render(&shown, &text, &context)?),
-            None => (relative, text),
-        };
-        planned.push((target, contents));
-    }
+    let answers = app_answers(&workspace.config().project, name);
+    let mut planned = render_app_templates(workspace, &templates, &answers)?;
+    // The template version this app is made from, for `sluice upgrade`.
+    let version = app_template::template_version(&templates)?;
+    let record = AppRecord {
+        template_version: version.clone(),
+        answers,
+        files: planned.iter().map(|(path, _)| slash_path(path)).collect(),
+    };
+    planned.push((PathBuf::from(app_template::RECORD_FILE), record.to_yaml()));
+    let snapshot_written = app_template::store_snapshot(workspace, &templates, &version)?;
 
     // create_dir (not _all) fails if another process made the app meanwhile.
     fs::create_dir_all(workspace.apps_dir()).map_err(io_error(&workspace.apps_dir()))?;
@@ -311,6 +323,10 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
             let prefix = workspace.relative(&app_dir).to_path_buf();
             let mut files: Vec<PathBuf> = written.into_iter().map(|f| prefix.join(f)).collect();
             files.push(prefix.join("pages/"));
+            if snapshot_written {
+                let snapshot = app_template::snapshot_dir(workspace, &version);
+                files.push(workspace.relative(&snapshot).join(""));
+            }
             Ok(Created { files })
         }
         Err(error) => {
@@ -319,6 +335,48 @@ pub fn new_app(workspace: &Workspace, name: &str) -> Result<Created, ScaffoldErr
             Err(error)
         }
     }
+}
+
+/// Refuses a name a new app cannot have (not snake_case, or `components`).
+pub(crate) fn check_new_app_name(name: &str) -> Result<(), ScaffoldError> {
+    match names::check_app_name(name) {
+        Ok(()) => Ok(()),
+        Err(NameProblem::NotSnakeCase) => Err(ScaffoldError::InvalidName {
+            what: "app",
+            name: name.into(),
+        }),
+        Err(NameProblem::Reserved) => Err(ScaffoldError::ReservedName(name.into())),
+    }
+}
+
+/// The files an app gets from the app templates in `templates` (the
+/// workspace's `templates/app/`, or a snapshot of an older version) with
+/// `answers`: (path in the app, contents), rendered when the template ends
+/// in `.j2`.
+pub(crate) fn render_app_templates(
+    workspace: &Workspace,
+    templates: &Path,
+    answers: &Answers,
+) -> Result<Vec<(PathBuf, String)>, ScaffoldError> {
+    if !templates.is_dir() {
+        return Err(ScaffoldError::MissingTemplate(
+            workspace.relative(templates).to_path_buf(),
+        ));
+    }
+    let mut planned = Vec::new();
+    for (relative, source) in template_files(templates)? {
+        let text = fs::read_to_string(&source).map_err(io_error(&source))?;
+        let shown = workspace.relative(&source).to_string_lossy().into_owned();
+        let (target, contents) = match relative
+            .to_str()
+            .and_then(|p| p.strip_suffix(TEMPLATE_SUFFIX))
+        {
+            Some(stripped) => (PathBuf::from(stripped), render(&shown, &text, answers)?),
+            None => (relative, text),
+        };
+        planned.push((target, contents));
+    }
+    Ok(planned)
 }
 
 /// Creates `applications/<app>/pages/<page>.py` from `templates/page/page.py.j2`.
@@ -392,7 +450,7 @@ fn render(name: &str, text: &str, context: impl Serialize) -> Result<String, Sca
 
 /// Every file under `dir` (recursively, sorted), as (relative path, full path).
 /// Hidden files and `__pycache__` are skipped.
-fn template_files(dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ScaffoldError> {
+pub(crate) fn template_files(dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ScaffoldError> {
     let mut found = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
@@ -416,6 +474,14 @@ fn template_files(dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ScaffoldErro
 }
 
 /// Writes each (relative path, contents) under `root`, never overwriting.
+/// `a/b.py` with `/` whatever the platform: how records name files.
+pub(crate) fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn write_all(root: &Path, files: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, ScaffoldError> {
     let mut written = Vec::new();
     for (relative, contents) in files {
@@ -429,7 +495,7 @@ fn write_all(root: &Path, files: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, S
     Ok(written)
 }
 
-fn write_new(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_new(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(contents.as_bytes())
 }

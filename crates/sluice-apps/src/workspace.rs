@@ -1,12 +1,20 @@
 //! A workspace: the folder holding `sluice.yml`, found by walking upward from
 //! wherever a command runs, and the applications inside it.
+//!
+//! Which folders are apps, which files they have and which of those are
+//! pages is defined once, in `sluice_rules::workspace` (the checker's view;
+//! this crate depends on `sluice-rules` for the deploy gate, so the shared
+//! definition lives there): [`Workspace::apps`] is that layout with absolute
+//! paths, so `sluice test`, `deploy` and `check` always see the same apps.
 
 use std::path::{Path, PathBuf};
+
+use sluice_rules::workspace as layout;
 
 use crate::config::{Config, ConfigError, ResolvedEnvironment, CONFIG_FILE};
 
 /// The shared-code folder inside the apps folder; never an app.
-pub const COMPONENTS_DIR: &str = "components";
+pub use sluice_rules::workspace::COMPONENTS_DIR;
 
 /// A discovered workspace and its parsed configuration.
 #[derive(Debug, Clone)]
@@ -22,8 +30,12 @@ pub struct App {
     pub name: String,
     /// The app's folder.
     pub dir: PathBuf,
-    /// Its page files: `dashboard.py` first (when present), then `pages/*.py` by name.
+    /// Its page files: `dashboard.py` first (when present), then `pages/*.py`
+    /// by name (`pages/__init__.py` is not a page).
     pub pages: Vec<PathBuf>,
+    /// Every file of the app, relative to `dir` (`/`-separated, sorted):
+    /// what `sluice check` reads and a deploy uploads.
+    pub files: Vec<String>,
 }
 
 /// Why a workspace could not be opened or an app found.
@@ -129,24 +141,24 @@ impl Workspace {
         path.strip_prefix(&self.root).unwrap_or(path)
     }
 
+    /// The workspace's layout as `sluice check` reads it: every app and its
+    /// files, workspace-relative.
+    pub fn layout(&self) -> Result<layout::Workspace, layout::WorkspaceError> {
+        layout::Workspace::discover(&self.root, &self.config.apps_dir.to_string_lossy())
+    }
+
     /// Every application, by name: each folder under the apps folder except
-    /// `components/`, hidden folders and `__pycache__`. A missing apps
-    /// folder means no apps.
+    /// `components/`, hidden folders, caches and virtualenvs (see
+    /// `sluice_rules::workspace`). A missing apps folder means no apps.
     pub fn apps(&self) -> Vec<App> {
-        let Ok(entries) = std::fs::read_dir(self.apps_dir()) else {
-            return Vec::new();
-        };
-        let mut apps: Vec<App> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let skip = name == COMPONENTS_DIR || name.starts_with('.') || name == "__pycache__";
-                (!skip).then(|| App::load(name, e.path()))
-            })
-            .collect();
-        apps.sort_by(|a, b| a.name.cmp(&b.name));
-        apps
+        match self.layout() {
+            Ok(found) => found
+                .apps
+                .iter()
+                .map(|app| App::from_layout(&self.root, app))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The app called `name`, or an error listing the apps there are.
@@ -170,22 +182,17 @@ impl Workspace {
 }
 
 impl App {
-    fn load(name: String, dir: PathBuf) -> App {
-        let mut pages = Vec::new();
-        let dashboard = dir.join("dashboard.py");
-        if dashboard.is_file() {
-            pages.push(dashboard);
+    fn from_layout(root: &Path, app: &layout::App) -> App {
+        App {
+            name: app.name.clone(),
+            dir: root.join(&app.dir),
+            pages: app.pages().map(|page| root.join(page)).collect(),
+            files: app
+                .files
+                .iter()
+                .map(|file| app.relative(file).to_string())
+                .collect(),
         }
-        if let Ok(entries) = std::fs::read_dir(dir.join("pages")) {
-            let mut more: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "py"))
-                .collect();
-            more.sort();
-            pages.extend(more);
-        }
-        App { name, dir, pages }
     }
 
     /// The page `pages/<page>.py` of this app.
@@ -220,6 +227,7 @@ mod tests {
         fs::write(apps.join("b_app/pages/z.py"), "").unwrap();
         fs::write(apps.join("b_app/pages/a.py"), "").unwrap();
         fs::write(apps.join("b_app/pages/notes.txt"), "").unwrap();
+        fs::write(apps.join("b_app/pages/__init__.py"), "").unwrap();
         dir
     }
 
@@ -253,6 +261,17 @@ mod tests {
             ]
         );
         assert!(apps[0].pages.is_empty());
+        // `pages/__init__.py` is a file of the app, not a page.
+        assert_eq!(
+            apps[1].files,
+            [
+                "dashboard.py",
+                "pages/__init__.py",
+                "pages/a.py",
+                "pages/notes.txt",
+                "pages/z.py"
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 
 use common::{git, workspace, write};
-use sluice_apps::deploy::changed::changed_apps;
+use sluice_apps::deploy::changed::{changed_apps, changes, shared_at};
 
 /// Commits everything and returns the new commit.
 fn commit(root: &std::path::Path, message: &str) -> String {
@@ -69,6 +69,27 @@ fn changed_since_picks_the_apps_whose_files_changed() {
     sluice_apps::scaffold::new_app(&ws, "hr_overview").unwrap();
     commit(root, "replace main_app");
     assert_eq!(changed_apps(&ws, &config_change).unwrap(), ["hr_overview"]);
+    // ...and the deleted one is a tombstone, with the roles it had then.
+    let since = changes(&ws, &config_change).unwrap();
+    assert_eq!(since.apps, ["hr_overview"]);
+    assert_eq!(since.removed, ["main_app"]);
+    assert_eq!(
+        shared_at(&ws, &config_change, "main_app", "test"),
+        ["DATA_ANALYST"]
+    );
+    assert!(shared_at(&ws, &config_change, "hr_overview", "test").is_empty());
+
+    // A rename: the new name is changed, the old one removed.
+    fs::rename(
+        root.join("applications/hr_overview"),
+        root.join("applications/people_overview"),
+    )
+    .unwrap();
+    let before_rename = git(root, &["rev-parse", "HEAD"]);
+    commit(root, "rename");
+    let renamed = changes(&ws, &before_rename).unwrap();
+    assert_eq!(renamed.apps, ["people_overview"]);
+    assert_eq!(renamed.removed, ["hr_overview"]);
 }
 
 #[test]

@@ -83,6 +83,7 @@ fn plan() -> Plan {
         ],
         digest: "sha256:00aa".into(),
         previous: None,
+        commit: None,
     }
 }
 

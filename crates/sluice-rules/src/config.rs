@@ -1,6 +1,6 @@
 //! The rules file model (`compliance/rules.yml`).
 //!
-//! The YAML shape is the one data teams already write: six lists, one per
+//! The YAML shape is the one data teams already write: a list per
 //! rule kind, each entry with `name`, `description`, `severity`, `required`
 //! and kind-specific keys. Only optional keys are added (`id`, `paths`,
 //! `exclude`). Parsing uses `serde_norway` (the maintained `serde_yaml` fork)
@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::rules::{Rule, RuleSet};
+use crate::rules::{Rule, RuleError, RuleSet};
+use crate::source::without_location;
 
 /// How bad a violation is. Only `error` makes `sluice check` exit 1.
 #[derive(
@@ -49,12 +50,10 @@ impl fmt::Display for Severity {
 /// position, or an invalid value (bad glob, duplicate id).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The io error is part of the message, not a `#[source]`: the binary
+    // prints each cause after the message, which would say it twice.
+    #[error("{path}: {error}")]
+    Read { path: String, error: std::io::Error },
     /// `path:LINE:COL: message` — the YAML parser's own position.
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
@@ -63,7 +62,15 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    /// A value that parsed but makes no sense, named by its rule.
+    /// An entry that parsed but cannot be compiled (`class_rules[0]: ...`).
+    #[error("{path}: {list}[{index}]: {error}")]
+    Rule {
+        path: String,
+        list: &'static str,
+        index: usize,
+        error: RuleError,
+    },
+    /// A value that parsed but makes no sense across rules (a duplicate id).
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -181,6 +188,20 @@ rule_entry! {
     }
 }
 
+rule_entry! {
+    /// `runtime_rules[]`: the app's packages file is the one its runtime
+    /// (from its `snowflake.yml`) reads, and suits that runtime.
+    RuntimeRuleEntry {
+        #[serde(default = "container_min_streamlit")]
+        container_min_streamlit: String,
+    }
+}
+
+/// The oldest Streamlit Snowflake's container runtime runs.
+fn container_min_streamlit() -> String {
+    "1.50".to_string()
+}
+
 fn star() -> String {
     "*".to_string()
 }
@@ -213,6 +234,8 @@ pub struct RulesFile {
     pub sql_rules: Vec<SqlRuleEntry>,
     #[serde(default)]
     pub share_rules: Vec<ShareRuleEntry>,
+    #[serde(default)]
+    pub runtime_rules: Vec<RuntimeRuleEntry>,
 }
 
 impl RulesFile {
@@ -234,12 +257,7 @@ impl RulesFile {
                 path: display_path.to_string(),
                 line,
                 column,
-                message: err
-                    .to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                message: without_location(&err.to_string()),
             }
         })
     }
@@ -251,25 +269,44 @@ impl RulesFile {
             message,
         };
         let mut rules: Vec<Rule> = Vec::new();
-        for (i, e) in self.class_rules.into_iter().enumerate() {
-            rules.push(Rule::class(e).map_err(|m| invalid(format!("class_rules[{i}]: {m}")))?);
-        }
-        for (i, e) in self.function_rules.into_iter().enumerate() {
-            rules
-                .push(Rule::function(e).map_err(|m| invalid(format!("function_rules[{i}]: {m}")))?);
-        }
-        for (i, e) in self.import_rules.into_iter().enumerate() {
-            rules.push(Rule::import(e).map_err(|m| invalid(format!("import_rules[{i}]: {m}")))?);
-        }
-        for (i, e) in self.file_rules.into_iter().enumerate() {
-            rules.push(Rule::file(e).map_err(|m| invalid(format!("file_rules[{i}]: {m}")))?);
-        }
-        for (i, e) in self.sql_rules.into_iter().enumerate() {
-            rules.push(Rule::sql(e).map_err(|m| invalid(format!("sql_rules[{i}]: {m}")))?);
-        }
-        for (i, e) in self.share_rules.into_iter().enumerate() {
-            rules.push(Rule::share(e).map_err(|m| invalid(format!("share_rules[{i}]: {m}")))?);
-        }
+        let path = display_path;
+        compile_list(
+            path,
+            "class_rules",
+            self.class_rules,
+            Rule::class,
+            &mut rules,
+        )?;
+        compile_list(
+            path,
+            "function_rules",
+            self.function_rules,
+            Rule::function,
+            &mut rules,
+        )?;
+        compile_list(
+            path,
+            "import_rules",
+            self.import_rules,
+            Rule::import,
+            &mut rules,
+        )?;
+        compile_list(path, "file_rules", self.file_rules, Rule::file, &mut rules)?;
+        compile_list(path, "sql_rules", self.sql_rules, Rule::sql, &mut rules)?;
+        compile_list(
+            path,
+            "share_rules",
+            self.share_rules,
+            Rule::share,
+            &mut rules,
+        )?;
+        compile_list(
+            path,
+            "runtime_rules",
+            self.runtime_rules,
+            Rule::runtime,
+            &mut rules,
+        )?;
         let mut seen = std::collections::HashSet::new();
         for rule in &rules {
             if !seen.insert(rule.meta.id.clone()) {
@@ -283,11 +320,31 @@ impl RulesFile {
     }
 }
 
+/// Compiles one list of the rules file into `rules`; an entry that does
+/// not compile is named by its list and index.
+fn compile_list<E>(
+    path: &str,
+    list: &'static str,
+    entries: Vec<E>,
+    compile: fn(E) -> Result<Rule, RuleError>,
+    rules: &mut Vec<Rule>,
+) -> Result<(), ConfigError> {
+    for (index, entry) in entries.into_iter().enumerate() {
+        rules.push(compile(entry).map_err(|error| ConfigError::Rule {
+            path: path.to_string(),
+            list,
+            index,
+            error,
+        })?);
+    }
+    Ok(())
+}
+
 /// Reads, parses and compiles a rules file. Errors name `display_path`.
 pub fn load_rules(path: &Path, display_path: &str) -> Result<RuleSet, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: display_path.to_string(),
-        source,
+        error,
     })?;
     parse_rules(&text, display_path)
 }
@@ -347,6 +404,28 @@ mod tests {
         let text = "file_rules:\n  - {name: Readme, file_pattern: README.md}\n  - {name: readme, file_pattern: x.md}\n";
         let err = parse_rules(text, "rules.yml").unwrap_err().to_string();
         assert!(err.contains("duplicate rule id `readme`"), "{err}");
+    }
+
+    #[test]
+    fn entries_that_cannot_compile_are_named() {
+        let text = "file_rules:\n  - {name: a, file_pattern: README.md}\n  - {name: b, file_pattern: \"[\"}\n";
+        let err = parse_rules(text, "rules.yml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("rules.yml: file_rules[1]: invalid glob `[`: "),
+            "{err}"
+        );
+        let text = "share_rules:\n  - {name: s, min_roles: 3, max_roles: 2}\n";
+        let err = parse_rules(text, "rules.yml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "rules.yml: share_rules[0]: max_roles (2) is less than min_roles (3)"
+        );
+        let text = "import_rules:\n  - {name: \"!!\", module_name: streamlit}\n";
+        let err = parse_rules(text, "rules.yml").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "rules.yml: import_rules[0]: `name` must contain letters or digits (or set `id`)"
+        );
     }
 
     #[test]

@@ -146,6 +146,7 @@ pub fn check(
             .collect(),
         violations,
         suppressed,
+        baseline: None,
     })
 }
 
@@ -168,6 +169,7 @@ fn check_app(ctx: &AppContext, rules: &RuleSet) -> (AppReport, Vec<Violation>, V
                 line: Some(err.line),
                 end_line: Some(err.line),
                 message: format!("syntax error at column {}: {}", err.column, err.message),
+                whole_file: false,
             });
         }
     }
@@ -186,12 +188,6 @@ fn check_app(ctx: &AppContext, rules: &RuleSet) -> (AppReport, Vec<Violation>, V
     kept.sort_by(order);
     silenced.sort_by(order);
 
-    let count = |s: Severity| kept.iter().filter(|v| v.severity == s).count();
-    let failed_rules: std::collections::HashSet<&str> = kept
-        .iter()
-        .filter(|v| v.kind != RuleKind::Syntax)
-        .map(|v| v.rule_id.as_str())
-        .collect();
     let files = ctx
         .files
         .iter()
@@ -217,18 +213,19 @@ fn check_app(ctx: &AppContext, rules: &RuleSet) -> (AppReport, Vec<Violation>, V
             Analysis::Other => None,
         })
         .collect();
-    let report = AppReport {
+    let mut report = AppReport {
         name: ctx.app.name.clone(),
         dir: ctx.app.dir.clone(),
         files,
         share_roles: findings.share_roles,
         required_files: findings.required_files,
         checks: rules.rules.len(),
-        checks_failed: failed_rules.len(),
-        errors: count(Severity::Error),
-        warnings: count(Severity::Warning),
-        infos: count(Severity::Info),
+        checks_failed: 0,
+        errors: 0,
+        warnings: 0,
+        infos: 0,
     };
+    report.count_violations(&kept.iter().collect::<Vec<_>>());
     (report, kept, silenced)
 }
 

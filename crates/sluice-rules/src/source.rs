@@ -35,6 +35,29 @@ impl LineIndex {
     }
 }
 
+/// A parser's message without the ` at line L column C` that serde_norway
+/// and serde_json append: Sluice's errors say the location in front
+/// instead, compiler style (`file:line:col: message`). One helper for both
+/// crates (`sluice-apps` reads `sluice.yml` and `.sluice-app.yml` with it).
+pub fn without_location(message: &str) -> String {
+    // From the first location on: a YAML scanner error names two
+    // (`... at line 3 column 3, while parsing a block collection at line 2 column 1`).
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_string()
+}
+
+/// A YAML parse error as (1-based line, `invalid YAML: message`), the
+/// message [`without_location`].
+pub fn yaml_error(e: &serde_norway::Error) -> (u32, String) {
+    (
+        e.location().map_or(1, |l| l.line() as u32),
+        format!("invalid YAML: {}", without_location(&e.to_string())),
+    )
+}
+
 /// Rule ids silenced per line (`# sluice: ignore[a, b]`, or `-- sluice: ignore[a]` in SQL).
 #[derive(Debug, Default, Clone)]
 pub struct Suppressions {

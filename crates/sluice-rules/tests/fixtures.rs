@@ -134,3 +134,8 @@ fn app_option_limits_to_one_app() {
     .unwrap_err();
     assert!(err.to_string().contains("unknown app `nope`"), "{err}");
 }
+
+#[test]
+fn runtime_rules() {
+    assert_fixture("runtime");
+}

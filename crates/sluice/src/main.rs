@@ -35,6 +35,10 @@ enum Command {
     Init(commands::workspace::InitArgs),
     /// Create an application from the app template.
     NewApp(commands::workspace::NewAppArgs),
+    /// Bring an existing Streamlit app folder in as an application.
+    Import(commands::import::ImportArgs),
+    /// Merge changes of templates/app/ into apps made from an older version.
+    Upgrade(commands::upgrade::UpgradeArgs),
     /// Add a page to an application from the page template.
     NewPage(commands::workspace::NewPageArgs),
     /// Show the workspace configuration.
@@ -42,6 +46,8 @@ enum Command {
     Config(commands::workspace::ConfigCommand),
     /// Prepare the workspace's Python virtualenv (idempotent).
     Setup(commands::workspace::SetupArgs),
+    /// Check Python, Streamlit, `snow` and the Snowflake connections; one line per finding.
+    Doctor(commands::doctor::DoctorArgs),
     /// Run an application locally with `streamlit run`.
     Run(commands::workspace::RunArgs),
     /// Run every page of every (or one) app headlessly with Streamlit's AppTest.
@@ -52,9 +58,11 @@ enum Command {
     Deploy(commands::deploy::DeployArgs),
     /// Apply an app's share.yml alone (share with its roles, revoke removed ones).
     Share(commands::deploy::ShareArgs),
+    /// Deploy an app as an earlier deployed commit had it (from the audit log).
+    Rollback(commands::deploy::RollbackArgs),
     /// Show the audit trail of deploys and shares.
     Audit(commands::deploy::AuditArgs),
-    /// List every app: pages, owners, roles, compliance, last deploy.
+    /// List every app: pages, owners, roles, compliance, last deploy (or, with --live, what is live).
     Apps(commands::deploy::AppsArgs),
     /// Serve the PostgreSQL gateway (pooling, load balancing, sticky reads).
     Proxy(commands::proxy::ProxyArgs),
@@ -67,14 +75,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => commands::workspace::init(args),
         Command::NewApp(args) => commands::workspace::new_app(args),
+        Command::Import(args) => commands::import::run(args),
+        Command::Upgrade(args) => commands::upgrade::run(args),
         Command::NewPage(args) => commands::workspace::new_page(args),
         Command::Config(cmd) => commands::workspace::config(cmd),
         Command::Setup(args) => commands::workspace::setup(args),
+        Command::Doctor(args) => commands::doctor::run(args),
         Command::Run(args) => commands::workspace::run(args),
         Command::Test(args) => commands::workspace::test(args),
         Command::Check(args) => commands::check::run(args),
         Command::Deploy(args) => commands::deploy::deploy(args),
         Command::Share(args) => commands::deploy::share(args),
+        Command::Rollback(args) => commands::deploy::rollback(args),
         Command::Audit(args) => commands::deploy::audit(args),
         Command::Apps(args) => commands::deploy::apps(args),
         Command::Proxy(args) => commands::proxy::run(args),

@@ -4,18 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+mod common;
+
+use common::copy_dir;
 
 /// A workspace like `sluice init` makes: the contract app and the default rules.
 fn workspace() -> tempfile::TempDir {
@@ -180,6 +171,33 @@ fn broken_rules_file_exits_2_with_file_line_col() {
 }
 
 #[test]
+fn a_missing_rules_file_or_apps_folder_exits_2_with_one_line() {
+    let ws = workspace();
+    std::fs::remove_file(ws.path().join("compliance/rules.yml")).unwrap();
+    let out = sluice(ws.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "sluice: compliance/rules.yml: No such file or directory (os error 2)\n"
+    );
+    std::fs::write(
+        ws.path().join("compliance/rules.yml"),
+        sluice_rules::DEFAULT_RULES,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(ws.path().join("applications")).unwrap();
+    let out = sluice(ws.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "sluice: {}: No such file or directory (os error 2)\n",
+            ws.path().join("applications").display()
+        )
+    );
+}
+
+#[test]
 fn unknown_severity_exits_2() {
     let ws = workspace();
     let rules = sluice_rules::DEFAULT_RULES.replacen("severity: error", "severity: critical", 1);
@@ -291,4 +309,120 @@ fn generated_workspace_passes_until_a_page_deletes() {
     assert_eq!(violations[0]["rule_id"], "select-only-sql");
     assert_eq!(violations[0]["app"], "sales_dashboard");
     assert_eq!(violations[0]["line"], line);
+}
+
+/// The five old violations of the baseline tests: four different writes and
+/// one repeated (`DELETE FROM sales` twice).
+const OLD_DEBT: [&str; 5] = [
+    "self.query(\"DELETE FROM sales\")",
+    "self.query(\"UPDATE sales SET total = 0\")",
+    "self.query(\"INSERT INTO sales VALUES (1)\")",
+    "self.query(\"DROP TABLE sales\")",
+    "self.query(\"DELETE FROM sales\")",
+];
+
+fn violation_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains(": [error] ")).collect()
+}
+
+#[test]
+fn a_baseline_hides_old_violations_and_reports_the_new_one_after_lines_move() {
+    let ws = workspace();
+    add_line_to_page(ws.path(), &OLD_DEBT.join("\n        "));
+    let before = sluice(ws.path(), &[]);
+    assert_eq!(before.status.code(), Some(1));
+    assert_eq!(
+        violation_lines(&stdout(&before)).len(),
+        5,
+        "{}",
+        stdout(&before)
+    );
+
+    let written = sluice(ws.path(), &["--write-baseline", "compliance/baseline.json"]);
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    assert_eq!(
+        stdout(&written),
+        "sluice check: recorded 5 violation(s) in 1 file(s) in compliance/baseline.json; \
+         `sluice check --baseline compliance/baseline.json` reports only new ones\n"
+    );
+    let known = sluice(ws.path(), &["--baseline", "compliance/baseline.json"]);
+    assert_eq!(known.status.code(), Some(0), "{}", stdout(&known));
+    assert!(stdout(&known).contains("VIOLATIONS (0)"));
+
+    // An unrelated first line moves every old violation down by one; a third copy of the repeated DELETE is the one new violation.
+    let text = std::fs::read_to_string(page(ws.path())).unwrap();
+    let text = format!("import os  # unrelated\n{text}");
+    std::fs::write(page(ws.path()), text).unwrap();
+    add_line_to_page(ws.path(), "self.query(\"DELETE FROM sales\")");
+    let all = sluice(ws.path(), &[]);
+    assert_eq!(violation_lines(&stdout(&all)).len(), 6, "{}", stdout(&all));
+
+    let out = sluice(ws.path(), &["--baseline", "compliance/baseline.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = stdout(&out);
+    // Identical violations cannot be told apart: the last copy in the file is the new one.
+    let new_line = std::fs::read_to_string(page(ws.path()))
+        .unwrap()
+        .lines()
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|l| l.trim() == "self.query(\"DELETE FROM sales\")")
+        .unwrap()
+        + 1;
+    assert_eq!(
+        violation_lines(&report),
+        [format!(
+            "applications/main_app/pages/regional_sales.py:{new_line}: [error] select-only-sql: DELETE statement is not allowed: SQL must be read-only (SELECT)"
+        )],
+        "{report}"
+    );
+    assert!(
+        report.contains("Baseline:             5 known and not reported, 1 new\n"),
+        "{report}"
+    );
+    let json = sluice(
+        ws.path(),
+        &["--baseline", "compliance/baseline.json", "--format", "json"],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["summary"]["errors"], 1);
+    assert_eq!(doc["summary"]["baseline_known"], 5);
+    assert_eq!(doc["violations"][0]["line"], new_line);
+}
+
+#[test]
+fn fixed_debt_is_counted_and_a_broken_baseline_exits_2() {
+    let ws = workspace();
+    add_line_to_page(ws.path(), &OLD_DEBT.join("\n        "));
+    let written = sluice(ws.path(), &["--write-baseline", "baseline.json"]);
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    let text = std::fs::read_to_string(page(ws.path())).unwrap();
+    std::fs::write(page(ws.path()), text.replace(OLD_DEBT[3], "pass")).unwrap();
+    let out = sluice(ws.path(), &["--baseline", "baseline.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "Baseline:             4 known and not reported, 0 new; 1 entry fixed since (`--write-baseline` drops it)\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    std::fs::write(
+        ws.path().join("baseline.json"),
+        "{\"sluice_baseline\": 1,\n \"violations\": [{}]}",
+    )
+    .unwrap();
+    let out = sluice(ws.path(), &["--baseline", "baseline.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "sluice: baseline.json:2:18: missing field `rule_id`\n"
+    );
+    let out = sluice(ws.path(), &["--baseline", "missing.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "sluice: cannot read the baseline missing.json: No such file or directory (os error 2)\n"
+    );
 }

@@ -85,7 +85,7 @@ fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
            dashboard.py\n  environment.yml\n  pages/analytics.py\n\
          Shared with: DATA_ANALYST\n\
          Commands:\n  \
-           1. snow streamlit deploy sales_dashboard --replace -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
+           1. snow streamlit deploy sales_dashboard --replace --prune -p .sluice/build/test/sales_dashboard -c test --database ANALYTICS_TEST --schema APPS --role STREAMLIT_DEPLOYER --warehouse COMPUTE_WH\n  \
            2. snow streamlit share ANALYTICS_TEST.APPS.SALES_DASHBOARD DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n\
          \n\
          Dry run: nothing was run and nothing recorded (deployment folders are kept for inspection).\n"
@@ -105,11 +105,7 @@ fn the_dry_run_plan_is_what_a_snowflake_user_would_run_and_snow_accepts_it() {
     let config = home.join(".snowflake/config.toml");
     fs::write(&config, "[connections.test]\n").unwrap();
     fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let command = dry
         .stdout
         .lines()
@@ -188,15 +184,13 @@ fn fake_snow_dir(dir: &Path, fail_on: &str) -> PathBuf {
     let bin = dir.join(format!("bin-{fail_on}"));
     fs::create_dir_all(&bin).unwrap();
     let script = bin.join("snow");
-    fs::write(
+    common::write_script(
         &script,
         format!(
             "#!/bin/sh\necho \"$*\" >> '{}'\nfor a in \"$@\"; do [ \"$a\" = '{fail_on}' ] && {{ echo \"refused: $a\" >&2; exit 1; }}; done\necho ok\n",
             dir.join("snow-calls.log").display()
         ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     bin
 }
 
@@ -362,6 +356,12 @@ fn apps_lists_owners_and_compliance() {
     text.push_str("/applications/sales_dashboard/  @sales-analytics @jane\n");
     fs::write(&owners, text).unwrap();
     fs::remove_file(root.join("applications/main_app/share.yml")).unwrap();
+    // A package marker is not a page (for `sluice check` and the inventory alike).
+    fs::write(
+        root.join("applications/sales_dashboard/pages/__init__.py"),
+        "",
+    )
+    .unwrap();
     let apps = ok(sluice(&root).args(["apps", "--format", "json"]));
     let json: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap();
     let names: Vec<&str> = json
@@ -375,6 +375,11 @@ fn apps_lists_owners_and_compliance() {
         json[1]["owners"],
         serde_json::json!(["@sales-analytics", "@jane"])
     );
+    assert_eq!(
+        json[1]["pages"],
+        serde_json::json!(["dashboard.py", "pages/analytics.py"])
+    );
+    assert_eq!(json[1]["compliance"]["status"], "passed");
     assert_eq!(json[0]["compliance"]["status"], "failed");
     assert_eq!(json[0]["shared"]["test"], serde_json::json!([]));
     let table = ok(sluice(&root).arg("apps"));
@@ -455,8 +460,7 @@ fn the_pipelines_deploy_test_job_deploys_every_app_then_only_changed_ones() {
 
     // Next merge: only the app that changed.
     let dashboard = root.join("applications/sales_dashboard/dashboard.py");
-    let text = fs::read_to_string(&dashboard).unwrap();
-    fs::write(&dashboard, text.replace("Sample data", "Sample revenue")).unwrap();
+    common::replace_in(&dashboard, "Sample data", "Sample revenue");
     git(&root, &["commit", "-q", "-am", "sales wording"]);
     let second = run_job();
     assert!(
@@ -471,4 +475,313 @@ fn the_pipelines_deploy_test_job_deploys_every_app_then_only_changed_ones() {
     let head = git(&root, &["rev-parse", "HEAD"]);
     let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
     assert_eq!(last.stdout, format!("{head}\n"));
+}
+
+#[test]
+fn a_deleted_app_is_revoked_and_dropped_by_changed_since_and_audited() {
+    let (dir, root) = workspace();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "workspace"]);
+    let snow = fake_snow_dir(dir.path(), "NO_SUCH_ARG").join("snow");
+    ok(sluice(&root)
+        .args(["deploy", "--all", "--env", "test"])
+        .env("SLUICE_SNOW", &snow)
+        .env("GITLAB_USER_LOGIN", "ci-bot"));
+    let deployed = git(&root, &["rev-parse", "HEAD"]);
+
+    // main_app is deleted in the repository.
+    fs::remove_dir_all(root.join("applications/main_app")).unwrap();
+    git(&root, &["commit", "-q", "-am", "retire main_app"]);
+    let dry = ok(sluice(&root).args([
+        "deploy",
+        "--env",
+        "test",
+        "--changed-since",
+        &deployed,
+        "--dry-run",
+    ]));
+    assert_eq!(
+        mask_digests(&dry.stdout),
+        format!(
+            "Removed since {deployed}: main_app\n\
+             Plan: drop main_app from test as ANALYTICS_TEST.APPS.MAIN_APP (digest <digest>, removed from the repository)\n\
+             Last success: {} by ci-bot at commit {} (digest <digest>, changed since)\n\
+             Shared with: none\n\
+             Revoked from: DATA_ANALYST\n\
+             Commands:\n  \
+               1. snow sql -q 'REVOKE USAGE ON STREAMLIT ANALYTICS_TEST.APPS.MAIN_APP FROM ROLE DATA_ANALYST' -c test --role STREAMLIT_DEPLOYER\n  \
+               2. snow sql -q 'DROP STREAMLIT IF EXISTS ANALYTICS_TEST.APPS.MAIN_APP' -c test --role STREAMLIT_DEPLOYER\n\
+             \n\
+             Dry run: nothing was run and nothing recorded.\n",
+            dry.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("Last success: "))
+                .and_then(|l| l.split(' ').next())
+                .unwrap(),
+            &deployed[..10]
+        )
+    );
+
+    let run = ok(sluice(&root)
+        .args(["deploy", "--env", "test", "--changed-since", &deployed])
+        .env("SLUICE_SNOW", &snow)
+        .env("GITLAB_USER_LOGIN", "ci-bot"));
+    assert!(
+        run.stdout
+            .contains("Dropping main_app from test (2 commands, digest "),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .ends_with("Execution Summary: 2/2 commands succeeded; recorded in .sluice/audit.jsonl\n"));
+    let calls = fs::read_to_string(dir.path().join("snow-calls.log")).unwrap();
+    assert!(calls.ends_with(
+        "sql -q REVOKE USAGE ON STREAMLIT ANALYTICS_TEST.APPS.MAIN_APP FROM ROLE DATA_ANALYST -c test --role STREAMLIT_DEPLOYER\n\
+         sql -q DROP STREAMLIT IF EXISTS ANALYTICS_TEST.APPS.MAIN_APP -c test --role STREAMLIT_DEPLOYER\n"
+    ));
+    let audit = ok(sluice(&root).args(["audit", "--app", "main_app"]));
+    let last = last_row(&audit.stdout);
+    assert_eq!(last[3..8], ["test", "main_app", "drop", "succeeded", "2/2"]);
+    let log = fs::read_to_string(root.join(".sluice/audit.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(entry["action"], "drop");
+    assert_eq!(entry["roles"], serde_json::json!([]));
+    // CI's next run starts after the drop, which is not planned again.
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let last = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(last.stdout, format!("{head}\n"));
+}
+
+/// The cells of a table's last line.
+fn last_row(table: &str) -> Vec<&str> {
+    table.lines().last().unwrap().split_whitespace().collect()
+}
+
+/// A `snow` that answers `streamlit list ... --format json` as the real one
+/// prints `SHOW STREAMLITS` (snowflake-cli's JSON printer: a list of rows,
+/// four-space indent, timestamps in ISO format), and logs its arguments.
+fn listing_snow(dir: &Path) -> PathBuf {
+    let script = dir.join("snow-list");
+    let listing = r#"[
+    {
+        "created_on": "2026-11-30T09:12:44.513000-08:00",
+        "name": "SALES_DASHBOARD",
+        "database_name": "ANALYTICS_TEST",
+        "schema_name": "APPS",
+        "title": "Sales Dashboard",
+        "owner": "STREAMLIT_DEPLOYER",
+        "comment": null,
+        "query_warehouse": "COMPUTE_WH",
+        "url_id": "f2ah6qbxmdqsf3byjxoy",
+        "owner_role_type": "ROLE"
+    },
+    {
+        "created_on": "2025-06-02T14:01:09.027000-07:00",
+        "name": "OLD_REVENUE_REPORT",
+        "database_name": "ANALYTICS_TEST",
+        "schema_name": "APPS",
+        "title": "Old revenue report",
+        "owner": "ACCOUNTADMIN",
+        "comment": "made by hand",
+        "query_warehouse": "COMPUTE_WH",
+        "url_id": "3m5vbpkgqypwyqaj7j2s",
+        "owner_role_type": "ROLE"
+    }
+]"#;
+    common::write_script(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\ncat <<'JSON'\n{listing}\nJSON\n",
+            dir.join("snow-list.log").display()
+        ),
+    );
+    script
+}
+
+#[test]
+fn apps_live_compares_the_repository_with_snow_streamlit_list() {
+    let (dir, root) = workspace();
+    let snow = listing_snow(dir.path());
+    let live = ok(sluice(&root)
+        .args(["apps", "--live", "--env", "test"])
+        .env("SLUICE_SNOW", &snow));
+    assert_eq!(
+        live.stdout,
+        "Live in test (ANALYTICS_TEST.APPS), per `snow streamlit list`:\n\
+         APP              OBJECT                                  STATUS\n\
+         main_app         ANALYTICS_TEST.APPS.MAIN_APP            known but not live\n\
+         sales_dashboard  ANALYTICS_TEST.APPS.SALES_DASHBOARD     live\n\
+         -                ANALYTICS_TEST.APPS.OLD_REVENUE_REPORT  live but unknown\n\
+         3 apps: 1 live, 1 known but not live, 1 live but unknown\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("snow-list.log")).unwrap(),
+        "streamlit list --in schema ANALYTICS_TEST.APPS --format json -c test --role STREAMLIT_DEPLOYER\n"
+    );
+    let json = ok(sluice(&root)
+        .args(["apps", "--live", "--env", "test", "--format", "json"])
+        .env("SLUICE_SNOW", &snow));
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        json[2],
+        serde_json::json!({"app": null, "object": "ANALYTICS_TEST.APPS.OLD_REVENUE_REPORT", "status": "live_unknown"})
+    );
+    // A failing `snow` is one line with its last words.
+    let failing = fake_snow_dir(dir.path(), "list");
+    assert_error(
+        &run(sluice(&root)
+            .args(["apps", "--live", "--env", "test"])
+            .env("SLUICE_SNOW", failing.join("snow"))),
+        "`snow streamlit list --in schema ANALYTICS_TEST.APPS --format json -c test --role STREAMLIT_DEPLOYER` failed (exit status: 1): refused: list",
+    );
+}
+
+/// A `snow` that copies the folder each `streamlit deploy -p FOLDER` uploads
+/// to `captures/<n>/` (what the stage would hold), and answers `ok`.
+fn capturing_snow(dir: &Path) -> PathBuf {
+    let script = dir.join("snow-capture");
+    let captures = dir.join("captures");
+    fs::create_dir_all(&captures).unwrap();
+    common::write_script(
+        &script,
+        format!(
+            "#!/bin/sh\nprev=''\nfor a in \"$@\"; do\n  if [ \"$prev\" = '-p' ]; then\n    n=$(ls '{c}' | wc -l)\n    cp -R \"$a\" '{c}'/$n\n  fi\n  prev=\"$a\"\ndone\necho ok\n",
+            c = captures.display()
+        ),
+    );
+    script
+}
+
+/// Every file below `dir`, relative, with its bytes.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.push((rel, fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn rollback_of_a_two_commit_history_deploys_the_first_commits_files_byte_for_byte() {
+    let (dir, root) = workspace();
+    let snow = capturing_snow(dir.path());
+    let deploy = |args: &[&str]| {
+        ok(sluice(&root)
+            .args(args)
+            .env("SLUICE_SNOW", &snow)
+            .env("GITLAB_USER_LOGIN", "ci-bot"))
+    };
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "first"]);
+    let first = git(&root, &["rev-parse", "HEAD"]);
+    deploy(&["deploy", "sales_dashboard", "--env", "test"]);
+
+    // Second commit: a page changed, a page added, the shared base page changed.
+    let page = root.join("applications/sales_dashboard/pages/analytics.py");
+    common::replace_in(&page, "title=\"Analytics\"", "title=\"Regional analytics\"");
+    ok(sluice(&root).args(["new-page", "sales_dashboard", "forecast"]));
+    let base = root.join("applications/components/base_page.py");
+    fs::write(&base, fs::read_to_string(&base).unwrap() + "\n# second\n").unwrap();
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "second"]);
+    let second = git(&root, &["rev-parse", "HEAD"]);
+    deploy(&["deploy", "sales_dashboard", "--env", "test"]);
+    let audit = ok(sluice(&root).args(["audit", "--app", "sales_dashboard"]));
+    assert_eq!(audit.stdout.lines().count(), 3, "{}", audit.stdout);
+
+    let result = deploy(&["rollback", "sales_dashboard", "--env", "test"]);
+    assert!(
+        result.stdout.starts_with(&format!(
+            "Rolling back sales_dashboard in test to commit {} (deployed ",
+            &first[..10]
+        )),
+        "{}",
+        result.stdout
+    );
+    let captures = dir.path().join("captures");
+    // What the rollback uploaded is what the first deploy uploaded, byte for byte...
+    assert_eq!(tree(&captures.join("2")), tree(&captures.join("0")));
+    assert_ne!(tree(&captures.join("1")), tree(&captures.join("0")));
+    // ...which is the first commit's files.
+    let at_first = |path: &str| {
+        Command::new("git")
+            .args(["show", &format!("{first}:{path}")])
+            .current_dir(&root)
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let uploaded = tree(&captures.join("2"));
+    for (rel, bytes) in &uploaded {
+        let source = if rel.starts_with("components/") {
+            format!("applications/{rel}")
+        } else if rel == "snowflake.yml" {
+            continue; // generated
+        } else {
+            format!("applications/sales_dashboard/{rel}")
+        };
+        assert_eq!(bytes, &at_first(&source), "{rel}");
+    }
+    assert!(!uploaded.iter().any(|(rel, _)| rel == "pages/forecast.py"));
+
+    // The work tree and index are untouched.
+    assert_eq!(git(&root, &["status", "--porcelain"]), "");
+    assert_eq!(git(&root, &["rev-parse", "HEAD"]), second);
+    assert!(fs::read_to_string(&page)
+        .unwrap()
+        .contains("Regional analytics"));
+
+    // The audit log says so, with the commit that is live now.
+    let audit = ok(sluice(&root).args(["audit", "--app", "sales_dashboard", "--env", "test"]));
+    let last = last_row(&audit.stdout);
+    assert_eq!(
+        last[1..8],
+        [
+            "ci-bot",
+            &first[..10],
+            "test",
+            "sales_dashboard",
+            "rollback",
+            "succeeded",
+            "2/2"
+        ]
+    );
+    // CI's next run still starts from the last deploy of HEAD.
+    let ci = ok(sluice(&root).args(["audit", "--last-commit", "--env", "test"]));
+    assert_eq!(ci.stdout, format!("{second}\n"));
+    // Rolling "back" once more goes forward again, to the second commit.
+    let again = deploy(&["rollback", "sales_dashboard", "--env", "test", "--dry-run"]);
+    assert!(
+        again
+            .stdout
+            .contains(&format!("to commit {}", &second[..10])),
+        "{}",
+        again.stdout
+    );
+    // Unknown targets are one line.
+    assert_error(
+        &run(sluice(&root).args(["rollback", "sales_dashboard", "--env", "test", "--to", "feedface"])),
+        &format!(
+            "cannot roll back `sales_dashboard` in `test`: commit `feedface` was never deployed there (deployed: {}, {})",
+            &first[..10],
+            &second[..10]
+        ),
+    );
 }

@@ -13,15 +13,11 @@ mod common;
 #[path = "../../sluice-apps/tests/common/mod.rs"]
 mod apps_common;
 
-use common::{assert_error, run, sluice};
+use common::{assert_error, free_port, run, sluice};
 
 /// A fresh workspace made by `sluice init` in a temporary folder.
 fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("ws");
-    let result = run(sluice(dir.path()).args(["init", "ws"]));
-    assert_eq!(result.code, 0, "{}", result.stderr);
-    (dir, root.canonicalize().unwrap())
+    common::init_workspace()
 }
 
 #[test]
@@ -72,6 +68,7 @@ fn the_done_when_sequence_passes_with_real_apptest() {
            applications/sales_dashboard/environment.yml\n  \
            applications/sales_dashboard/share.yml\n  \
            applications/sales_dashboard/snowflake.yml\n  \
+           applications/sales_dashboard/.sluice-app.yml\n  \
            applications/sales_dashboard/pages/\n\
          Next: sluice new-page sales_dashboard PAGE, sluice run sales_dashboard, sluice test sales_dashboard\n"
     );
@@ -472,7 +469,7 @@ fn a_broken_sluice_yml_is_reported_with_its_line() {
             &result,
             2,
             &format!(
-                "{}:4:5: environments.test: unknown field `warehose`, expected one of `connection`, `database`, `schema`, `stage`, `warehouse`, `role`, `postgres_url`",
+                "{}:4:5: environments.test: unknown field `warehose`, expected one of `connection`, `database`, `schema`, `stage`, `warehouse`, `role`, `postgres_url`, `streamlit`",
                 config.display()
             ),
         );
@@ -493,10 +490,8 @@ fn a_broken_sluice_yml_is_reported_with_its_line() {
 /// A Python that cannot see any installed package (`-S -I`), standing in
 /// for a machine where `sluice setup` has not run.
 fn python_without_streamlit(dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("bare-python");
-    fs::write(&path, "#!/bin/sh\nexec python3 -S -I \"$@\"\n").unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    common::write_script(&path, "#!/bin/sh\nexec python3 -S -I \"$@\"\n");
     path
 }
 
@@ -542,30 +537,53 @@ fn setup_creates_the_virtualenv_once() {
     fs::write(root.join("requirements.txt"), "# nothing\n").unwrap();
     let first = run(sluice(&root).arg("setup"));
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
-    assert_eq!(
-        first.stdout,
-        "setup: created virtualenv .venv with python3\n\
-         setup: no packages listed in requirements.txt\n\
-         setup: ready: .venv/bin/python\n"
+    assert!(
+        first.stdout.starts_with(
+            "setup: created virtualenv .venv with python3\n\
+             setup: no packages listed in requirements.txt\n\
+             setup: ready: .venv/bin/python\n\
+             setup: checking the workspace (sluice doctor)\n\
+             ok    python: "
+        ),
+        "{}",
+        first.stdout
     );
     assert!(root.join(".venv/bin/python").exists());
-    let second = run(sluice(&root).arg("setup"));
+    // An empty Snowflake CLI configuration, whatever this machine has.
+    let snowflake_home = tempfile::tempdir().unwrap();
+    let second = run(sluice(&root)
+        .arg("setup")
+        .env("SNOWFLAKE_HOME", snowflake_home.path()));
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(
-        second.stdout,
-        "setup: virtualenv .venv exists\n\
-         setup: packages from requirements.txt already installed\n\
-         setup: ready: .venv/bin/python\n"
+    assert!(
+        second.stdout.starts_with(
+            "setup: virtualenv .venv exists\n\
+             setup: packages from requirements.txt already installed\n\
+             setup: ready: .venv/bin/python\n\
+             setup: checking the workspace (sluice doctor)\n"
+        ),
+        "{}",
+        second.stdout
     );
-}
-
-/// A loopback port nothing listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Setup succeeds whatever the doctor finds (CI's test job has no
+    // Snowflake connections), and says so once.
+    let doctor_lines: Vec<&str> = second.stdout.lines().skip(4).collect();
+    let (findings, summary) = doctor_lines.split_at(doctor_lines.len() - 1);
+    assert!(
+        findings.iter().all(|l| ["ok    ", "WARN  ", "FAIL  "]
+            .iter()
+            .any(|p| l.starts_with(p))),
+        "{}",
+        second.stdout
+    );
+    assert!(findings
+        .iter()
+        .any(|l| l.starts_with("FAIL  connection \"test\": ")));
+    assert!(
+        summary[0].starts_with("setup: the doctor found "),
+        "{}",
+        second.stdout
+    );
 }
 
 /// `GET path` on loopback; `None` while nothing answers.
@@ -669,15 +687,12 @@ fn an_app_without_pages_fails() {
 
 #[test]
 fn a_crashing_runner_is_reported_with_its_last_words() {
-    use std::os::unix::fs::PermissionsExt;
     let (dir, root) = workspace();
     let python = dir.path().join("crashing-python");
-    fs::write(
+    common::write_script(
         &python,
         "#!/bin/sh\ncat >/dev/null\necho 'Fatal Python error: out of luck' >&2\nexit 6\n",
-    )
-    .unwrap();
-    fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let result = run(sluice(&root).arg("test").env("SLUICE_PYTHON", &python));
     assert_error(
         &result,

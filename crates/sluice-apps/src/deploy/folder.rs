@@ -2,17 +2,21 @@
 //! deploy -p` uploads.
 //!
 //! It holds the app's files (without `share.yml`, which is access control,
-//! not app code, and without the app's own `snowflake.yml`), the shared
+//! not app code, without the app's own `snowflake.yml`, and without its
+//! `tests/` folder: local fixtures for `sluice test`, never read in
+//! Snowflake, and often large CSV files), the shared
 //! `components/` package when the app imports it (Streamlit in Snowflake
-//! only sees the uploaded files), and a generated `snowflake.yml` naming the
-//! environment's database, schema, warehouse and stage. The folder is
+//! only sees the uploaded files), and a generated `snowflake.yml`: the
+//! app's own merged with the environment's database, schema, warehouse and
+//! stage ([`super::project`]). The folder is
 //! rebuilt from scratch on every plan and kept afterwards for inspection.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sluice_rules::workspace::{self as layout, PAGES_DIR};
+
 use super::{io_error, PlanError, Target};
-use crate::names;
 use crate::workspace::{App, Workspace, COMPONENTS_DIR};
 
 /// Where deployment folders are built, relative to the workspace root.
@@ -21,6 +25,17 @@ pub const BUILD_DIR: &str = ".sluice/build";
 pub const PROJECT_FILE: &str = "snowflake.yml";
 /// App files that are not uploaded (the project definition is generated).
 const NOT_UPLOADED: [&str; 2] = [PROJECT_FILE, "share.yml"];
+/// App folders that are not uploaded: the local fixtures of `sluice test`.
+const NOT_UPLOADED_DIRS: [&str; 1] = [crate::local_data::TESTS_DIR];
+
+/// Whether the app file `rel` (relative to the app folder) goes to the stage.
+fn is_uploaded(rel: &str) -> bool {
+    !NOT_UPLOADED.contains(&rel)
+        && !NOT_UPLOADED_DIRS.iter().any(|dir| {
+            rel.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
 
 /// A built deployment folder.
 #[derive(Debug)]
@@ -40,18 +55,28 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
         fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
     }
 
-    let mut files = Vec::new();
-    collect(&app.dir, "", &mut files)?;
-    files.retain(|(rel, _)| !NOT_UPLOADED.contains(&rel.as_str()));
+    let mut files = read_uploaded(
+        &app.dir,
+        app.files
+            .iter()
+            .map(String::as_str)
+            .filter(|rel| is_uploaded(rel)),
+        "",
+    )?;
     if imports_components(&files) {
         let components = ws.components_dir();
-        let mut shared = Vec::new();
-        collect(&components, &format!("{COMPONENTS_DIR}/"), &mut shared)?;
-        files.extend(shared);
+        let shared =
+            layout::files_under(&components, COMPONENTS_DIR).map_err(io_error(&components))?;
+        let shared = shared.iter().map(|f| &f[COMPONENTS_DIR.len() + 1..]);
+        files.extend(read_uploaded(
+            &components,
+            shared,
+            &format!("{COMPONENTS_DIR}/"),
+        )?);
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let has_pages = app.dir.join("pages").is_dir();
+    let has_pages = app.dir.join(PAGES_DIR).is_dir();
     let mut artifacts: Vec<String> = Vec::new();
     for (rel, _) in &files {
         let top = match rel.split_once('/') {
@@ -65,12 +90,12 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
     if has_pages && !artifacts.iter().any(|a| a == "pages/") {
         artifacts.push("pages/".into());
     }
-    let definition = project_definition(app, target, &artifacts, has_pages);
+    let definition = super::project::definition(app, target, &artifacts, has_pages)?;
 
     fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     if has_pages {
         // An app whose pages/ is still empty keeps the folder `pages_dir` names.
-        let pages = dir.join("pages");
+        let pages = dir.join(PAGES_DIR);
         fs::create_dir_all(&pages).map_err(io_error(&pages))?;
     }
     let mut contents = vec![(PROJECT_FILE.to_string(), definition.into_bytes())];
@@ -85,27 +110,25 @@ pub fn build(ws: &Workspace, app: &App, target: &Target) -> Result<Built, PlanEr
     Ok(Built { relative, contents })
 }
 
-/// Every file under `dir` (recursively, skipping hidden files, `__pycache__`
-/// and compiled Python), as (`prefix` + relative path, contents).
-fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), PlanError> {
-    let entries = fs::read_dir(dir).map_err(io_error(dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "__pycache__" || name.ends_with(".pyc") {
+/// The contents of `files` (relative to `dir`, from the workspace layout,
+/// which already leaves out hidden folders, caches and virtualenvs), except
+/// hidden files and compiled Python, named `prefix` + relative path.
+fn read_uploaded<'a>(
+    dir: &Path,
+    files: impl Iterator<Item = &'a str>,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, PlanError> {
+    let mut out = Vec::new();
+    for rel in files {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if name.starts_with('.') || name.ends_with(".pyc") {
             continue;
         }
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io_error(&path))?;
-        let rel = format!("{prefix}{name}");
-        if kind.is_dir() {
-            collect(&path, &format!("{rel}/"), out)?;
-        } else if path.is_file() {
-            let bytes = fs::read(&path).map_err(io_error(&path))?;
-            out.push((rel, bytes));
-        }
+        let path = dir.join(rel);
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        out.push((format!("{prefix}{rel}"), bytes));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Whether any Python file imports the shared `components` package.
@@ -124,49 +147,24 @@ fn imports_components(files: &[(String, Vec<u8>)]) -> bool {
         })
 }
 
-/// The generated `snowflake.yml`. Values are written as JSON strings, which
-/// YAML reads verbatim whatever they contain.
-fn project_definition(app: &App, target: &Target, artifacts: &[String], has_pages: bool) -> String {
-    let q = |s: &str| serde_json::to_string(s).expect("a string serialises");
-    let mut out = format!(
-        "# Generated by `sluice deploy` for environment `{env}`; edit the app in its folder, not here.\n\
-         definition_version: '2'\n\
-         entities:\n  \
-           {name}:\n    \
-             type: streamlit\n    \
-             identifier:\n      \
-               name: {object}\n      \
-               database: {database}\n      \
-               schema: {schema}\n    \
-             title: {title}\n    \
-             main_file: dashboard.py\n",
-        env = target.env,
-        name = app.name,
-        object = q(&app.name.to_uppercase()),
-        database = q(&target.database),
-        schema = q(&target.schema),
-        title = q(&names::title_case(&app.name)),
-    );
-    if has_pages {
-        out.push_str("    pages_dir: pages\n");
-    }
-    out.push_str(&format!("    query_warehouse: {}\n", q(&target.warehouse)));
-    if let Some(stage) = &target.stage {
-        out.push_str(&format!("    stage: {}\n", q(stage)));
-    }
-    out.push_str("    artifacts:\n");
-    for artifact in artifacts {
-        out.push_str(&format!("      - {}\n", q(artifact)));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn file(rel: &str, text: &str) -> (String, Vec<u8>) {
         (rel.to_string(), text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_apps_tests_folder_and_own_definition_stay_behind() {
+        assert!(!is_uploaded("tests/data/ORDERS.csv"));
+        assert!(!is_uploaded("tests/test_orders.py"));
+        assert!(!is_uploaded("snowflake.yml"));
+        assert!(!is_uploaded("share.yml"));
+        assert!(is_uploaded("tests.py"));
+        assert!(is_uploaded("tests_data/x.csv"));
+        assert!(is_uploaded("pages/tests/x.py"));
+        assert!(is_uploaded("dashboard.py"));
     }
 
     #[test]

@@ -7,13 +7,18 @@
 //! plan writes only the deployment folder (`.sluice/build/<env>/<app>/`,
 //! kept so people can inspect it); it never talks to Snowflake.
 //!
-//! - [`folder`]: the deployment folder and its generated `snowflake.yml`.
+//! - [`folder`]: the deployment folder.
+//! - [`project`]: its `snowflake.yml`, the app's own merged with the environment.
 //! - [`share`]: `share.yml` roles, and the roles to revoke since the last deploy.
-//! - [`changed`]: `--changed-since REV`, the apps whose files changed.
+//! - [`changed`]: `--changed-since REV`, the apps whose files changed and the
+//!   apps removed (whose plans are tombstones: [`plan_drop`]).
+//! - [`rollback`]: the app as an earlier deployed commit had it, from `git archive`.
 //! - [`run`]: executes a plan with the `snow` CLI and prints each step.
 
 pub mod changed;
 pub mod folder;
+pub mod project;
+pub mod rollback;
 pub mod run;
 pub mod share;
 
@@ -22,8 +27,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use sluice_rules::ShareError;
+
 use crate::audit::{self, AuditEntry};
-use crate::config::ConfigError;
+use crate::compliance::{self, ComplianceError, RulesFile};
+use crate::config::{ConfigError, StreamlitPolicy};
 use crate::workspace::{App, Workspace, WorkspaceError};
 
 /// The program every step runs (replaceable when executing, see [`run`]).
@@ -36,6 +44,10 @@ pub enum Action {
     Deploy,
     /// Share and revoke only (`share.yml` applied alone).
     Share,
+    /// An app removed from the repository: revoke its shares, then drop it.
+    Drop,
+    /// A deploy of the app as an earlier deployed commit had it ([`rollback`]).
+    Rollback,
 }
 
 impl Action {
@@ -44,6 +56,19 @@ impl Action {
         match self {
             Action::Deploy => "deploy",
             Action::Share => "share",
+            Action::Drop => "drop",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+impl Action {
+    /// How a plan names its environment: deploy *to*, roll back *in*, drop *from*.
+    pub fn preposition(self) -> &'static str {
+        match self {
+            Action::Drop => "from",
+            Action::Rollback => "in",
+            Action::Deploy | Action::Share => "to",
         }
     }
 }
@@ -63,6 +88,10 @@ pub enum StepKind {
     Share,
     /// `REVOKE USAGE ... FROM ROLE` for a role no longer in `share.yml`.
     Revoke,
+    /// `DROP STREAMLIT IF EXISTS` for an app removed from the repository.
+    Drop,
+    /// `snow streamlit list` (`sluice apps --live`; never part of a plan).
+    List,
 }
 
 /// One command of a plan.
@@ -95,6 +124,17 @@ pub struct Previous {
     pub digest: String,
 }
 
+impl Previous {
+    fn of(entry: &AuditEntry) -> Previous {
+        Previous {
+            time: entry.time.clone(),
+            actor: entry.actor.clone(),
+            commit: entry.commit.clone(),
+            digest: entry.digest.clone(),
+        }
+    }
+}
+
 /// A deploy or share, ready to print or execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -117,6 +157,8 @@ pub struct Plan {
     pub digest: String,
     /// The last successful deploy/share of this app to this environment.
     pub previous: Option<Previous>,
+    /// The commit the app's files come from, when not the work tree (a rollback).
+    pub commit: Option<String>,
 }
 
 /// Why no plan could be made. Every message is one line.
@@ -137,18 +179,51 @@ pub enum PlanError {
     },
     #[error("app folder `{0}` is not a valid app name: rename it to a lowercase snake_case identifier to deploy it")]
     InvalidAppName(String),
-    #[error("cannot check `{app}`: {message}")]
-    CheckUnavailable { app: String, message: String },
-    #[error("{}:{line}: {message}", .path.display())]
-    Share {
-        path: PathBuf,
-        line: usize,
-        message: String,
+    #[error("cannot check `{app}`: {error}")]
+    CheckUnavailable {
+        app: String,
+        // Boxed: a rules error is large, and every plan result carries the space.
+        error: Box<ComplianceError>,
     },
+    #[error("{}:{}: {error}", .path.display(), .error.line)]
+    Share { path: PathBuf, error: ShareError },
     #[error("{}: {message}", .path.display())]
     Io { path: PathBuf, message: String },
+    /// The app's `snowflake.yml` cannot be used.
+    #[error("{}:{line}: {message}", .path.display())]
+    Project {
+        path: PathBuf,
+        line: u32,
+        message: String,
+    },
+    /// The environment's `streamlit:` policy refuses the app.
+    #[error("refusing to deploy `{app}` to `{env}`: {message}")]
+    Policy {
+        app: String,
+        env: String,
+        message: String,
+    },
+    #[error("environment `{env}` in sluice.yml: `streamlit.force` and `streamlit.forbid` cannot name `{key}` (sluice deploy sets it, or it is no streamlit entity key)")]
+    PolicyKey { env: String, key: String },
     #[error("{0}")]
     Git(String),
+    #[error("cannot roll back `{app}` in `{env}`: {reason}")]
+    NothingToRollBack {
+        app: String,
+        env: String,
+        reason: String,
+    },
+}
+
+/// A failed git command as one line: `what in ROOT: <its first stderr line>`.
+pub(crate) fn git_failed(what: &str, root: &Path, stderr: &[u8]) -> PlanError {
+    let stderr = String::from_utf8_lossy(stderr);
+    let reason = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("failed")
+        .trim();
+    PlanError::Git(format!("{what} in {}: {reason}", root.display()))
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlanError + '_ {
@@ -170,6 +245,8 @@ pub struct Target {
     pub stage: Option<String>,
     /// Role the commands run as; the connection's default when absent.
     pub role: Option<String>,
+    /// What the environment allows and imposes in the apps' `snowflake.yml`.
+    pub streamlit: StreamlitPolicy,
 }
 
 impl Target {
@@ -192,6 +269,7 @@ impl Target {
             warehouse: need("warehouse", values.warehouse)?,
             stage: values.stage,
             role: values.role,
+            streamlit: values.streamlit,
         })
     }
 
@@ -201,39 +279,41 @@ impl Target {
     }
 
     /// `-c CONNECTION [--role ROLE]`, appended to every command.
-    fn connection_args(&self) -> Vec<String> {
+    pub fn connection_args(&self) -> Vec<String> {
         let mut args = vec!["-c".to_string(), self.connection.clone()];
         if let Some(role) = &self.role {
             args.extend(["--role".to_string(), role.clone()]);
         }
         args
     }
+
+    /// A `snow sql -q SQL` step on this environment's connection.
+    fn sql_step(&self, kind: StepKind, description: String, sql: String) -> Step {
+        let mut argv = vec![SNOW.to_string(), "sql".into(), "-q".into(), sql];
+        argv.extend(self.connection_args());
+        Step {
+            kind,
+            description,
+            argv,
+        }
+    }
 }
 
 /// Refuses an app that `sluice check` reports errors for (the workspace's
-/// `compliance/rules.yml`, as `sluice check` reads it). No environment is
-/// exempt.
+/// `compliance/rules.yml`, through [`compliance::check`] as `sluice check`
+/// reads it). No environment is exempt.
 pub fn require_compliant(
     ws: &Workspace,
     app: &App,
     action: Action,
     env: &str,
 ) -> Result<(), PlanError> {
-    let unavailable = |message: String| PlanError::CheckUnavailable {
-        app: app.name.clone(),
-        message,
-    };
-    let rules_path = ws.root().join("compliance").join("rules.yml");
-    let rules = sluice_rules::load_rules(&rules_path, "compliance/rules.yml")
-        .map_err(|e| unavailable(e.to_string()))?;
-    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
-    let checked = sluice_rules::Workspace::discover(ws.root(), &apps_dir)
-        .map_err(|e| unavailable(e.to_string()))?;
-    let options = sluice_rules::CheckOptions {
-        app: Some(app.name.clone()),
-    };
-    let report =
-        sluice_rules::check(&checked, &rules, &options).map_err(|e| unavailable(e.to_string()))?;
+    let report = compliance::check(ws, &RulesFile::of(ws), Some(&app.name)).map_err(|error| {
+        PlanError::CheckUnavailable {
+            app: app.name.clone(),
+            error: Box::new(error),
+        }
+    })?;
     let errors = report.count(sluice_rules::Severity::Error);
     if errors > 0 {
         return Err(PlanError::CheckFailed {
@@ -291,7 +371,7 @@ fn plan(
     let mut steps = Vec::new();
     let mut hasher = Sha256::new();
     let (folder, files) = match action {
-        Action::Deploy => {
+        Action::Deploy | Action::Rollback => {
             let built = folder::build(ws, &app, &target)?;
             for (path, contents) in &built.contents {
                 hasher.update(path.as_bytes());
@@ -305,6 +385,9 @@ fn plan(
                 "deploy".into(),
                 app.name.clone(),
                 "--replace".into(),
+                // Files deleted from the app are deleted from the stage too
+                // (`--replace` alone only adds and overwrites).
+                "--prune".into(),
                 "-p".into(),
                 built.relative.to_string_lossy().into_owned(),
                 "-c".into(),
@@ -326,7 +409,8 @@ fn plan(
             let files = built.contents.into_iter().map(|(p, _)| p).collect();
             (Some(built.relative), files)
         }
-        Action::Share => (None, Vec::new()),
+        // Drops are planned by `plan_drop`: there is no app left to check.
+        Action::Share | Action::Drop => (None, Vec::new()),
     };
     for role in &roles {
         let mut argv = vec![
@@ -344,27 +428,13 @@ fn plan(
         });
     }
     for role in &revoked {
-        let mut argv = vec![
-            SNOW.to_string(),
-            "sql".into(),
-            "-q".into(),
+        steps.push(target.sql_step(
+            StepKind::Revoke,
+            format!("revoke role {role} (removed from share.yml)"),
             format!("REVOKE USAGE ON STREAMLIT {object} FROM ROLE {role}"),
-        ];
-        argv.extend(target.connection_args());
-        steps.push(Step {
-            kind: StepKind::Revoke,
-            description: format!("revoke role {role} (removed from share.yml)"),
-            argv,
-        });
+        ));
     }
-    for step in &steps {
-        for arg in &step.argv {
-            hasher.update(arg.as_bytes());
-            hasher.update([0]);
-        }
-        hasher.update([1]);
-    }
-    let digest = format!("sha256:{}", hex(&hasher.finalize()));
+    let digest = digest(hasher, &steps);
     Ok(Plan {
         action,
         app: app.name,
@@ -376,13 +446,73 @@ fn plan(
         revoked,
         steps,
         digest,
-        previous: last.map(|e| Previous {
-            time: e.time.clone(),
-            actor: e.actor.clone(),
-            commit: e.commit.clone(),
-            digest: e.digest.clone(),
-        }),
+        previous: last.map(Previous::of),
+        commit: None,
     })
+}
+
+/// Plans the tombstone of `app`, removed from the repository: revoke the
+/// roles it was last shared with in `env` (per the audit log, else
+/// `shared_before`: its `share.yml` at the revision it was removed since),
+/// then `DROP STREAMLIT IF EXISTS`. Nothing is checked or built.
+pub fn plan_drop(
+    ws: &Workspace,
+    app: &str,
+    env: &str,
+    history: &[AuditEntry],
+    shared_before: &[String],
+) -> Result<Plan, PlanError> {
+    let target = Target::resolve(ws, env)?;
+    if crate::names::check_app_name(app).is_err() {
+        return Err(PlanError::InvalidAppName(app.to_string()));
+    }
+    let object = target.object(app);
+    let last = audit::last_success(history, app, env);
+    let revoked: Vec<String> = match last {
+        Some(entry) => entry.roles.clone(),
+        None => shared_before.to_vec(),
+    };
+    let mut steps: Vec<Step> = revoked
+        .iter()
+        .map(|role| {
+            target.sql_step(
+                StepKind::Revoke,
+                format!("revoke role {role} (the app was removed)"),
+                format!("REVOKE USAGE ON STREAMLIT {object} FROM ROLE {role}"),
+            )
+        })
+        .collect();
+    steps.push(target.sql_step(
+        StepKind::Drop,
+        format!("drop {object} (the app was removed from the repository)"),
+        format!("DROP STREAMLIT IF EXISTS {object}"),
+    ));
+    Ok(Plan {
+        action: Action::Drop,
+        app: app.to_string(),
+        env: env.to_string(),
+        digest: digest(Sha256::new(), &steps),
+        object,
+        folder: None,
+        files: Vec::new(),
+        roles: Vec::new(),
+        revoked,
+        steps,
+        previous: last.map(Previous::of),
+        commit: None,
+    })
+}
+
+/// `sha256:` of what `hasher` already holds and every argument of `steps`.
+fn digest(mut hasher: Sha256, steps: &[Step]) -> String {
+    for step in steps {
+        for arg in &step.argv {
+            hasher.update(arg.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update([1]);
+    }
+    format!("sha256:{}", hex(&hasher.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -415,9 +545,15 @@ impl Plan {
     /// The plan as `--dry-run` prints it: every file and every command.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let to = self.action.preposition();
+        let why = match (self.action, &self.commit) {
+            (Action::Drop, _) => ", removed from the repository".to_string(),
+            (_, Some(commit)) => format!(", from commit {}", short_commit(commit)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "Plan: {} {} to {} as {} (digest {})",
+            "Plan: {} {} {to} {} as {} (digest {}{why})",
             self.action,
             self.app,
             self.env,
@@ -439,6 +575,9 @@ impl Plan {
                         ", changed since"
                     }
                 );
+            }
+            None if self.action == Action::Drop => {
+                let _ = writeln!(out, "Last success: none recorded in {}", self.env);
             }
             None => {
                 let _ = writeln!(

@@ -4,7 +4,8 @@
 //! `apps_checked`, `errors`, `warnings`; each violation has `rule_id`,
 //! `rule`, `kind`, `severity`, `app`, `file`, `line` (null when the finding
 //! is about something missing) and `message`. With `--show-suppressed` a
-//! `suppressed` list of the same objects is added.
+//! `suppressed` list of the same objects is added; with `--baseline`,
+//! `summary` also has `baseline_known` (hidden) and `baseline_fixed`.
 
 use serde_json::{json, Value};
 
@@ -21,6 +22,10 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
         },
         "violations": report.violations,
     });
+    if let Some(baseline) = &report.baseline {
+        doc["summary"]["baseline_known"] = baseline.known.len().into();
+        doc["summary"]["baseline_fixed"] = baseline.fixed.into();
+    }
     if options.show_suppressed {
         doc["suppressed"] = serde_json::to_value(&report.suppressed).unwrap_or(Value::Null);
     }

@@ -14,11 +14,13 @@ pub mod junit;
 pub mod sarif;
 pub mod text;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::baseline::Baseline;
 use crate::config::Severity;
 use crate::rules::{RequiredFile, RuleKind, Violation};
 
@@ -35,6 +37,17 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Violations silenced by `sluice: ignore[...]`.
     pub suppressed: Vec<Violation>,
+    /// Set when a baseline was applied ([`Report::apply_baseline`]).
+    pub baseline: Option<BaselineUse>,
+}
+
+/// What a baseline hid.
+#[derive(Debug, Clone, Default)]
+pub struct BaselineUse {
+    /// Violations the baseline knows: not reported, not counted.
+    pub known: Vec<Violation>,
+    /// Baseline entries no violation matched any more (fixed since).
+    pub fixed: usize,
 }
 
 impl Report {
@@ -48,6 +61,34 @@ impl Report {
     /// True when any error-severity violation remains (exit code 1).
     pub fn has_errors(&self) -> bool {
         self.count(Severity::Error) > 0
+    }
+
+    /// Keeps only the violations `baseline` does not know (see
+    /// [`crate::baseline`]) and recounts each app's errors and warnings, so
+    /// the exit code and every format reflect new violations only.
+    pub fn apply_baseline(&mut self, baseline: &Baseline, root: &Path) {
+        // A file belongs to a checked app when it is in (or is) its folder.
+        let dirs: Vec<&str> = self.apps.iter().map(|a| a.dir.as_str()).collect();
+        let checked = |file: &str| {
+            dirs.iter().any(|d| {
+                file.strip_prefix(d)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        let split = baseline.split(root, std::mem::take(&mut self.violations), checked);
+        self.violations = split.new;
+        for app in &mut self.apps {
+            let of_app: Vec<&Violation> = self
+                .violations
+                .iter()
+                .filter(|v| v.app == app.name)
+                .collect();
+            app.count_violations(&of_app);
+        }
+        self.baseline = Some(BaselineUse {
+            known: split.known,
+            fixed: split.fixed,
+        });
     }
 
     pub fn checks(&self) -> (usize, usize) {
@@ -76,6 +117,22 @@ pub struct AppReport {
 impl AppReport {
     pub fn passed(&self) -> bool {
         self.errors == 0
+    }
+
+    /// Sets the counts (errors, warnings, infos, failed rules) from the
+    /// app's reported violations.
+    pub fn count_violations(&mut self, violations: &[&Violation]) {
+        let count = |s: Severity| violations.iter().filter(|v| v.severity == s).count();
+        self.errors = count(Severity::Error);
+        self.warnings = count(Severity::Warning);
+        self.infos = count(Severity::Info);
+        // A file that does not parse is not a rule the app failed.
+        let failed_rules: std::collections::HashSet<&str> = violations
+            .iter()
+            .filter(|v| v.kind != RuleKind::Syntax)
+            .map(|v| v.rule_id.as_str())
+            .collect();
+        self.checks_failed = failed_rules.len();
     }
 }
 
@@ -115,21 +172,21 @@ impl Format {
     pub const NAMES: &'static [&'static str] = &["text", "json", "junit", "sarif", "codequality"];
 }
 
+/// A `--format` that is not one of [`Format::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format `{0}` (one of {names})", names = Format::NAMES.join(", "))]
+pub struct UnknownFormat(pub String);
+
 impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Format, String> {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
         Ok(match s {
             "text" => Format::Text,
             "json" => Format::Json,
             "junit" => Format::Junit,
             "sarif" => Format::Sarif,
             "codequality" => Format::CodeQuality,
-            _ => {
-                return Err(format!(
-                    "unknown format `{s}` (one of {})",
-                    Format::NAMES.join(", ")
-                ))
-            }
+            _ => return Err(UnknownFormat(s.to_string())),
         })
     }
 }

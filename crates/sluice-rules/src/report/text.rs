@@ -118,6 +118,19 @@ pub fn render(report: &Report, options: RenderOptions) -> String {
         plural(report.count(Severity::Info), "info"),
         report.suppressed.len()
     );
+    if let Some(baseline) = &report.baseline {
+        let fixed = match baseline.fixed {
+            0 => String::new(),
+            1 => "; 1 entry fixed since (`--write-baseline` drops it)".to_string(),
+            n => format!("; {n} entries fixed since (`--write-baseline` drops them)"),
+        };
+        let _ = writeln!(
+            out,
+            "Baseline:             {} known and not reported, {} new{fixed}",
+            baseline.known.len(),
+            report.violations.len()
+        );
+    }
 
     // APPLICATION COMPLIANCE SUMMARY
     style.heading(&mut out, "APPLICATION COMPLIANCE SUMMARY");

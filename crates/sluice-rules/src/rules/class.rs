@@ -34,7 +34,7 @@ use std::collections::HashSet;
 
 use globset::GlobMatcher;
 
-use super::{compile_glob, AppContext, ClassIndex, Findings, RuleMeta};
+use super::{compile_glob, AppContext, ClassIndex, Findings, RuleError, RuleMeta};
 use crate::config::ClassRuleEntry;
 use crate::python::ClassDef;
 
@@ -67,7 +67,7 @@ struct Ancestry {
 }
 
 impl ClassRule {
-    pub fn new(e: ClassRuleEntry) -> Result<ClassRule, String> {
+    pub fn new(e: ClassRuleEntry) -> Result<ClassRule, RuleError> {
         Ok(ClassRule {
             matcher: compile_glob(&e.class_name)?.compile_matcher(),
             class_name: e.class_name,
@@ -175,11 +175,10 @@ impl ClassRule {
                 }
             }
             if meta.required && !matched && ctx.app.is_page(&file.path) {
-                out.push(
+                out.push_file(
                     meta,
                     ctx.app,
                     &file.path,
-                    Some((1, 1)),
                     format!("page file defines no class matching `{}`", self.class_name),
                 );
             }

@@ -25,7 +25,7 @@
 
 use globset::GlobMatcher;
 
-use super::{compile_glob, AppContext, Findings, RequiredFile, RuleMeta};
+use super::{compile_glob, AppContext, Findings, RequiredFile, RuleError, RuleMeta};
 use crate::config::FileRuleEntry;
 
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct FileRule {
 }
 
 impl FileRule {
-    pub fn new(e: FileRuleEntry) -> Result<FileRule, String> {
+    pub fn new(e: FileRuleEntry) -> Result<FileRule, RuleError> {
         Ok(FileRule {
             matcher: compile_glob(&e.file_pattern)?.compile_matcher(),
             pattern: e.file_pattern,

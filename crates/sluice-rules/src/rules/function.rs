@@ -22,7 +22,7 @@
 
 use globset::GlobMatcher;
 
-use super::{compile_glob, AppContext, Findings, RuleMeta};
+use super::{compile_glob, AppContext, Findings, RuleError, RuleMeta};
 use crate::config::FunctionRuleEntry;
 
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct FunctionRule {
 }
 
 impl FunctionRule {
-    pub fn new(e: FunctionRuleEntry) -> Result<FunctionRule, String> {
+    pub fn new(e: FunctionRuleEntry) -> Result<FunctionRule, RuleError> {
         Ok(FunctionRule {
             matcher: compile_glob(&e.function_name)?.compile_matcher(),
             function_name: e.function_name,
@@ -56,11 +56,10 @@ impl FunctionRule {
                 .iter()
                 .any(|f| self.matcher.is_match(f.name.as_str()))
             {
-                out.push(
+                out.push_file(
                     meta,
                     ctx.app,
                     &file.path,
-                    Some((1, 1)),
                     format!(
                         "page file does not define function `{}()`",
                         self.function_name

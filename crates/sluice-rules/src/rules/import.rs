@@ -23,7 +23,7 @@
 //! `import components.base_page` alone fails: "does not import `BasePage`
 //! from `components.base_page`".
 
-use super::{AppContext, Findings, RuleMeta};
+use super::{AppContext, Findings, RuleError, RuleMeta};
 use crate::config::ImportRuleEntry;
 
 #[derive(Debug, Clone)]
@@ -33,9 +33,9 @@ pub struct ImportRule {
 }
 
 impl ImportRule {
-    pub fn new(e: ImportRuleEntry) -> Result<ImportRule, String> {
+    pub fn new(e: ImportRuleEntry) -> Result<ImportRule, RuleError> {
         if e.module_name.trim().is_empty() {
-            return Err("`module_name` must not be empty".into());
+            return Err(RuleError::EmptyModuleName);
         }
         Ok(ImportRule {
             module: e.module_name.trim().to_string(),
@@ -67,11 +67,10 @@ impl ImportRule {
                 .collect();
             if imports.is_empty() {
                 if meta.required {
-                    out.push(
+                    out.push_file(
                         meta,
                         ctx.app,
                         &file.path,
-                        Some((1, 1)),
                         format!("page file does not import `{}`", self.module),
                     );
                 }

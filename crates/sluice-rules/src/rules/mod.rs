@@ -1,4 +1,5 @@
-//! The rule kinds: one module each, and the registry table below.
+//! The rule kinds: one module each (class, function, import, file, sql,
+//! share, runtime), and the registry table below.
 //!
 //! Rules never walk the workspace themselves (ruff's model): the engine
 //! parses every file once, then calls each rule's `check` with one
@@ -9,6 +10,7 @@ pub mod class;
 pub mod file;
 pub mod function;
 pub mod import;
+pub mod runtime;
 pub mod share;
 pub mod sql;
 
@@ -33,6 +35,7 @@ pub enum RuleKind {
     File,
     Sql,
     Share,
+    Runtime,
     /// Built in: a Python file that does not parse.
     Syntax,
 }
@@ -76,6 +79,11 @@ pub const KINDS: &[KindInfo] = &[
         yaml_key: "share_rules",
         title: "Share rules",
     },
+    KindInfo {
+        kind: RuleKind::Runtime,
+        yaml_key: "runtime_rules",
+        title: "Runtime rules",
+    },
 ];
 
 impl RuleKind {
@@ -87,6 +95,7 @@ impl RuleKind {
             RuleKind::File => "file",
             RuleKind::Sql => "sql",
             RuleKind::Share => "share",
+            RuleKind::Runtime => "runtime",
             RuleKind::Syntax => "syntax",
         }
     }
@@ -131,6 +140,7 @@ pub enum RuleCheck {
     File(file::FileRule),
     Sql(sql::SqlRule),
     Share(share::ShareRule),
+    Runtime(runtime::RuntimeRule),
 }
 
 /// All rules of a rules file, in file order.
@@ -139,8 +149,31 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
 }
 
+/// Why a rule entry cannot be compiled. The rules file names the entry
+/// (`class_rules[0]: ...`, see [`crate::ConfigError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("invalid glob `{pattern}`: {error}")]
+    Glob {
+        pattern: String,
+        error: globset::Error,
+    },
+    #[error("invalid globs: {0}")]
+    GlobSet(globset::Error),
+    #[error("`id` must not be empty")]
+    EmptyId,
+    #[error("`name` must contain letters or digits (or set `id`)")]
+    UnnamedRule,
+    #[error("`module_name` must not be empty")]
+    EmptyModuleName,
+    #[error("max_roles ({max}) is less than min_roles ({min})")]
+    RoleRange { min: usize, max: usize },
+    #[error("`{key}`: `{value}` is not a version")]
+    InvalidVersion { key: &'static str, value: String },
+}
+
 /// Compiles a list of globs; `None` when empty.
-pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, String> {
+pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, RuleError> {
     if globs.is_empty() {
         return Ok(None);
     }
@@ -148,14 +181,17 @@ pub(crate) fn glob_set(globs: &[String]) -> Result<Option<GlobSet>, String> {
     for g in globs {
         builder.add(compile_glob(g)?);
     }
-    builder.build().map(Some).map_err(|e| e.to_string())
+    builder.build().map(Some).map_err(RuleError::GlobSet)
 }
 
-pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, String> {
+pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, RuleError> {
     globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
+        .map_err(|error| RuleError::Glob {
+            pattern: pattern.to_string(),
+            error,
+        })
 }
 
 /// Builds the metadata from a rule entry's shared keys.
@@ -164,11 +200,11 @@ macro_rules! meta_of {
         let e = &$entry;
         let id = match &e.id {
             Some(id) if !id.trim().is_empty() => id.trim().to_string(),
-            Some(_) => return Err("`id` must not be empty".to_string()),
+            Some(_) => return Err(RuleError::EmptyId),
             None => slug(&e.name),
         };
         if id.is_empty() {
-            return Err("`name` must contain letters or digits (or set `id`)".to_string());
+            return Err(RuleError::UnnamedRule);
         }
         RuleMeta {
             id,
@@ -197,6 +233,11 @@ pub struct Violation {
     #[serde(skip)]
     pub end_line: Option<u32>,
     pub message: String,
+    /// The finding is about the file as a whole (a page without `main()`),
+    /// reported at line 1: no line is its offending text (see
+    /// [`crate::baseline`]).
+    #[serde(skip)]
+    pub whole_file: bool,
 }
 
 /// A file after the parse phase.
@@ -341,51 +382,67 @@ impl Findings {
             line: lines.map(|l| l.0),
             end_line: lines.map(|l| l.1),
             message,
+            whole_file: false,
         });
+    }
+
+    /// A finding about `file` as a whole, shown at its line 1.
+    pub fn push_file(&mut self, meta: &RuleMeta, app: &App, file: &str, message: String) {
+        self.push(meta, app, file, Some((1, 1)), message);
+        if let Some(last) = self.violations.last_mut() {
+            last.whole_file = true;
+        }
     }
 }
 
 impl Rule {
-    pub fn class(e: crate::config::ClassRuleEntry) -> Result<Rule, String> {
+    pub fn class(e: crate::config::ClassRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Class);
         Ok(Rule {
             meta,
             check: RuleCheck::Class(class::ClassRule::new(e)?),
         })
     }
-    pub fn function(e: crate::config::FunctionRuleEntry) -> Result<Rule, String> {
+    pub fn function(e: crate::config::FunctionRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Function);
         Ok(Rule {
             meta,
             check: RuleCheck::Function(function::FunctionRule::new(e)?),
         })
     }
-    pub fn import(e: crate::config::ImportRuleEntry) -> Result<Rule, String> {
+    pub fn import(e: crate::config::ImportRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Import);
         Ok(Rule {
             meta,
             check: RuleCheck::Import(import::ImportRule::new(e)?),
         })
     }
-    pub fn file(e: crate::config::FileRuleEntry) -> Result<Rule, String> {
+    pub fn file(e: crate::config::FileRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::File);
         Ok(Rule {
             meta,
             check: RuleCheck::File(file::FileRule::new(e)?),
         })
     }
-    pub fn sql(e: crate::config::SqlRuleEntry) -> Result<Rule, String> {
+    pub fn sql(e: crate::config::SqlRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Sql);
         Ok(Rule {
             meta,
             check: RuleCheck::Sql(sql::SqlRule::new(e)?),
         })
     }
-    pub fn share(e: crate::config::ShareRuleEntry) -> Result<Rule, String> {
+    pub fn share(e: crate::config::ShareRuleEntry) -> Result<Rule, RuleError> {
         let meta = meta_of!(e, RuleKind::Share);
         Ok(Rule {
             meta,
             check: RuleCheck::Share(share::ShareRule::new(e)?),
+        })
+    }
+    pub fn runtime(e: crate::config::RuntimeRuleEntry) -> Result<Rule, RuleError> {
+        let meta = meta_of!(e, RuleKind::Runtime);
+        Ok(Rule {
+            meta,
+            check: RuleCheck::Runtime(runtime::RuntimeRule::new(e)?),
         })
     }
 
@@ -398,6 +455,7 @@ impl Rule {
             RuleCheck::File(r) => r.check(&self.meta, ctx, out),
             RuleCheck::Sql(r) => r.check(&self.meta, ctx, out),
             RuleCheck::Share(r) => r.check(&self.meta, ctx, out),
+            RuleCheck::Runtime(r) => r.check(&self.meta, ctx, out),
         }
     }
 
@@ -410,6 +468,7 @@ impl Rule {
             RuleCheck::File(r) => r.summary(),
             RuleCheck::Sql(r) => r.summary(),
             RuleCheck::Share(r) => r.summary(),
+            RuleCheck::Runtime(r) => r.summary(),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Share rules (`share_rules`).
 //!
 //! ## What it does
-//! Each application's `share.yml` (files matching `file_pattern`) must be
-//! valid YAML holding a mapping with every key of `required_keys`. `share`
+//! Each application's `share.yml` (files matching `file_pattern`, read with
+//! the one model of the file, [`crate::share_file`]) must be valid YAML holding a mapping with every key of `required_keys`. `share`
 //! is either a list of roles (for every environment) or a map
 //! environment → list of roles; each list must have `min_roles` to
 //! `max_roles` roles, and each role must be in `valid_roles` (when the rule
@@ -35,10 +35,10 @@
 //! "role `DATA_ANALYST` is not cleared for restricted data".
 
 use globset::GlobMatcher;
-use serde_norway::Value;
 
-use super::{compile_glob, AppContext, Findings, RuleMeta};
+use super::{compile_glob, AppContext, Findings, RuleError, RuleMeta};
 use crate::config::ShareRuleEntry;
+use crate::share_file::{RoleList, Share, ShareFile};
 
 #[derive(Debug, Clone)]
 pub struct ShareRule {
@@ -55,29 +55,14 @@ fn contains_role(list: &[String], role: &str) -> bool {
     list.iter().any(|r| r.eq_ignore_ascii_case(role))
 }
 
-/// Line of the first line mentioning `needle` as a word, for messages.
-fn line_of(text: &str, needle: &str) -> u32 {
-    text.lines()
-        .position(|l| {
-            let l = l.split('#').next().unwrap_or("");
-            l.match_indices(needle).any(|(i, _)| {
-                let before = l[..i].chars().next_back();
-                let after = l[i + needle.len()..].chars().next();
-                !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
-                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
-            })
-        })
-        .map_or(1, |i| i as u32 + 1)
-}
-
 impl ShareRule {
-    pub fn new(e: ShareRuleEntry) -> Result<ShareRule, String> {
+    pub fn new(e: ShareRuleEntry) -> Result<ShareRule, RuleError> {
         if let Some(max) = e.max_roles {
             if max < e.min_roles {
-                return Err(format!(
-                    "max_roles ({max}) is less than min_roles ({})",
-                    e.min_roles
-                ));
+                return Err(RuleError::RoleRange {
+                    min: e.min_roles,
+                    max,
+                });
             }
         }
         Ok(ShareRule {
@@ -152,101 +137,42 @@ impl ShareRule {
         let report = |line: u32, message: String, out: &mut Findings| {
             out.push(meta, ctx.app, file, Some((line, line)), message);
         };
-        let doc: Value = match serde_norway::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                let line = e.location().map_or(1, |l| l.line() as u32);
-                let msg = e.to_string();
-                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-                report(line, format!("invalid YAML: {msg}"), out);
-                return;
-            }
-        };
-        let Value::Mapping(map) = doc else {
-            report(
-                1,
-                "share file must be a YAML mapping with a `share` key".into(),
-                out,
-            );
-            return;
+        let share = match ShareFile::parse(text) {
+            Ok(share) => share,
+            Err(e) => return report(e.line, e.message, out),
         };
         for key in &self.required_keys {
-            if !map.contains_key(key.as_str()) {
+            if !share.has_key(key) {
                 report(1, format!("missing required key `{key}`"), out);
             }
         }
-        let restricted = match map.get("restricted_data") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                report(
-                    line_of(text, "restricted_data"),
-                    "`restricted_data` must be true or false".into(),
-                    out,
-                );
-                false
-            }
+        let restricted = share.restricted_data.unwrap_or_else(|e| {
+            report(e.line, e.message, out);
+            false
+        });
+        // (environment, list) pairs; `*` for a list for every environment.
+        let lists: Vec<(&str, &RoleList)> = match &share.share {
+            Share::Missing => return,
+            Share::Invalid(e) => return report(e.line, e.message.clone(), out),
+            Share::Everywhere(list) => vec![("*", list)],
+            Share::PerEnvironment(envs) => envs.iter().map(|(e, l)| (e.as_str(), l)).collect(),
         };
-        let Some(share) = map.get("share") else {
-            return;
-        };
-        // (environment, roles) pairs; `*` for a plain list.
-        let mut lists: Vec<(String, Vec<String>)> = Vec::new();
-        let role_list = |v: &Value| -> Option<Vec<String>> {
-            match v {
-                Value::Sequence(seq) => seq
-                    .iter()
-                    .map(|r| match r {
-                        Value::String(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-                Value::Null => Some(Vec::new()),
-                _ => None,
-            }
-        };
-        match share {
-            Value::Mapping(envs) => {
-                for (env, roles) in envs {
-                    let env = match env {
-                        Value::String(s) => s.clone(),
-                        other => format!("{other:?}"),
-                    };
-                    match role_list(roles) {
-                        Some(r) => lists.push((env, r)),
-                        None => report(
-                            line_of(text, &env),
-                            format!("`share.{env}` must be a list of role names"),
-                            out,
-                        ),
-                    }
+        for (env, list) in lists {
+            let roles = match &list.roles {
+                Ok(roles) => roles,
+                Err(e) => {
+                    report(e.line, e.message.clone(), out);
+                    continue;
                 }
-            }
-            other => match role_list(other) {
-                Some(r) => lists.push(("*".into(), r)),
-                None => {
-                    report(
-                        line_of(text, "share"),
-                        "`share` must be a list of roles or a map environment -> roles".into(),
-                        out,
-                    );
-                }
-            },
-        }
-        for (env, roles) in &lists {
+            };
             let scope = if env == "*" {
                 String::new()
             } else {
                 format!(" in `{env}`")
             };
-            let count_line = if env == "*" {
-                line_of(text, "share")
-            } else {
-                line_of(text, env)
-            };
             if roles.len() < self.min_roles {
                 report(
-                    count_line,
+                    list.line,
                     format!(
                         "shared with {} role(s){scope}, at least {} required",
                         roles.len(),
@@ -257,7 +183,7 @@ impl ShareRule {
             }
             if let Some(max) = self.max_roles.filter(|m| roles.len() > *m) {
                 report(
-                    count_line,
+                    list.line,
                     format!(
                         "shared with {} roles{scope}, at most {max} allowed",
                         roles.len()
@@ -266,36 +192,28 @@ impl ShareRule {
                 );
             }
             for role in roles {
-                if !self.valid_roles.is_empty() && !contains_role(&self.valid_roles, role) {
+                let name = role.name.as_str();
+                if !self.valid_roles.is_empty() && !contains_role(&self.valid_roles, name) {
                     report(
-                        line_of(text, role),
-                        format!("role `{role}`{scope} is not a valid role"),
+                        role.line,
+                        format!("role `{name}`{scope} is not a valid role"),
                         out,
                     );
                 } else if restricted
                     && !self.safe_data_roles.is_empty()
-                    && !contains_role(&self.safe_data_roles, role)
+                    && !contains_role(&self.safe_data_roles, name)
                 {
                     report(
-                        line_of(text, role),
-                        format!("role `{role}`{scope} is not cleared for restricted data (restricted_data: true)"),
+                        role.line,
+                        format!("role `{name}`{scope} is not cleared for restricted data (restricted_data: true)"),
                         out,
                     );
                 }
             }
+            out.share_roles.push((
+                env.to_string(),
+                roles.iter().map(|r| r.name.clone()).collect(),
+            ));
         }
-        out.share_roles.extend(lists);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_of_finds_whole_words() {
-        let text = "share:\n  - DATA_ANALYST_X\n  - DATA_ANALYST # main\n";
-        assert_eq!(line_of(text, "DATA_ANALYST"), 3);
-        assert_eq!(line_of(text, "missing"), 1);
     }
 }

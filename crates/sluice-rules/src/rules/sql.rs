@@ -36,7 +36,7 @@
 //! `self.query("DELETE FROM sales")` fails:
 //! "DELETE statement is not allowed: SQL must be read-only (SELECT)".
 
-use super::{AppContext, Findings, RuleMeta};
+use super::{AppContext, Findings, RuleError, RuleMeta};
 use crate::config::SqlRuleEntry;
 use crate::rules::Analysis;
 use crate::sql::Statement;
@@ -55,7 +55,7 @@ fn words(s: &str) -> Vec<String> {
 }
 
 impl SqlRule {
-    pub fn new(e: SqlRuleEntry) -> Result<SqlRule, String> {
+    pub fn new(e: SqlRuleEntry) -> Result<SqlRule, RuleError> {
         let extensions = e
             .file_extensions
             .iter()

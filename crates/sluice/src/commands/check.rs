@@ -1,8 +1,9 @@
 //! `sluice check`: compliance report over `sluice_rules`.
 //!
-//! Thin: find the workspace, load the rules, run the check, render, and map
-//! the outcome to an exit code (0 clean, 1 error-severity violations,
-//! 2 unusable configuration).
+//! Thin: find the workspace, check it (`sluice_apps::compliance`, as deploy,
+//! `sluice apps` and `sluice import` do), apply or write a baseline
+//! (`sluice_rules::baseline`), render, and map the outcome to an exit code
+//! (0 clean, 1 error-severity violations, 2 unusable configuration).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 
+use sluice_apps::compliance::{self, ComplianceError, RulesFile};
 use sluice_rules::{Format, RenderOptions};
 
 use super::{CliError, CmdResult};
@@ -32,32 +34,63 @@ pub struct CheckArgs {
     /// Rules file [default: compliance/rules.yml of the workspace].
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
+    /// Report only violations not recorded in this baseline file.
+    #[arg(long, value_name = "FILE", conflicts_with = "write_baseline")]
+    pub baseline: Option<PathBuf>,
+    /// Record every current violation in FILE (for `--baseline`) and exit 0.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["app", "output"])]
+    pub write_baseline: Option<PathBuf>,
+}
+
+/// A failed check as the binary reports it: unusable configuration (a
+/// broken rules file, an unreadable apps folder) exits 2, an unknown `--app` 1.
+pub fn compliance_error(error: ComplianceError) -> CliError {
+    if error.is_configuration() {
+        CliError::config(error)
+    } else {
+        error.into()
+    }
 }
 
 pub fn run(args: CheckArgs) -> CmdResult {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     // For the checker, a missing or broken workspace is unusable configuration (exit 2).
     let ws = super::workspace::current_workspace().map_err(|e| CliError::config(e.error))?;
-    let root = ws.root().to_path_buf();
-    let apps_dir = ws.config().apps_dir.to_string_lossy().into_owned();
     let rules_path = args
         .rules
         .clone()
-        .unwrap_or_else(|| root.join("compliance").join("rules.yml"));
+        .unwrap_or_else(|| RulesFile::of(&ws).path);
     let display = rules_path
         .strip_prefix(&cwd)
         .unwrap_or(&rules_path)
         .display()
         .to_string();
-    let rules = sluice_rules::load_rules(&rules_path, &display).map_err(CliError::config)?;
-    let workspace =
-        sluice_rules::Workspace::discover(&root, &apps_dir).map_err(CliError::config)?;
-    let options = sluice_rules::CheckOptions {
-        app: args.app.clone(),
+    let rules = RulesFile {
+        path: rules_path,
+        display,
     };
-    let report = sluice_rules::check(&workspace, &rules, &options)?;
+    let mut report =
+        compliance::check(&ws, &rules, args.app.as_deref()).map_err(compliance_error)?;
+    let root = ws.root();
+    if let Some(path) = &args.write_baseline {
+        let baseline = sluice_rules::Baseline::from_violations(root, &report.violations);
+        std::fs::write(path, baseline.to_json())
+            .with_context(|| format!("cannot write the baseline {}", path.display()))?;
+        println!(
+            "sluice check: recorded {} violation(s) in {} file(s) in {}; `sluice check --baseline {}` reports only new ones",
+            baseline.len(),
+            baseline.files(),
+            path.display(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &args.baseline {
+        let baseline = sluice_rules::Baseline::load(path).map_err(CliError::config)?;
+        report.apply_baseline(&baseline, root);
+    }
 
-    let format: Format = args.format.parse().map_err(|e: String| anyhow!(e))?;
+    let format: Format = args.format.parse()?;
     let color = format == Format::Text
         && args.output.is_none()
         && std::io::stdout().is_terminal()

@@ -1,4 +1,4 @@
-//! `sluice deploy / share / audit / apps`: deploying apps to Snowflake with
+//! `sluice deploy / share / rollback / audit / apps`: deploying apps to Snowflake with
 //! the `snow` CLI, the audit trail and the app inventory, over
 //! `sluice_apps::{deploy, audit, inventory}`. Parsing and printing only.
 
@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use sluice_apps::audit::{self, AuditEntry};
-use sluice_apps::deploy::{self, run, Plan, Target};
+use sluice_apps::deploy::{self, rollback, run, Plan, Target};
 use sluice_apps::{inventory, Workspace};
 
 use super::workspace::current_workspace;
@@ -18,6 +18,13 @@ use super::CmdResult;
 
 /// Environment variable naming the `snow` program (default: `snow` on PATH).
 pub const SNOW_VARIABLE: &str = "SLUICE_SNOW";
+
+/// The `snow` program every command runs: `$SLUICE_SNOW`, else `snow` on PATH.
+pub fn snow_program() -> OsString {
+    std::env::var_os(SNOW_VARIABLE)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| deploy::SNOW.into())
+}
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -51,6 +58,24 @@ pub struct ShareArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The application to roll back.
+    pub app: String,
+    /// Target environment in sluice.yml.
+    #[arg(long)]
+    pub env: String,
+    /// Roll back to this deployed commit (a prefix is enough; see `sluice audit --app APP`).
+    #[arg(long, value_name = "COMMIT", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Go back this many deployed commits from the live one.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub steps: usize,
+    /// Print the plan (every command, every file of the rebuilt folder) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Only this application.
     #[arg(long)]
@@ -74,6 +99,12 @@ pub struct AppsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: AppsFormat,
+    /// Compare the repository with the apps live in --env (`snow streamlit list`).
+    #[arg(long, requires = "env")]
+    pub live: bool,
+    /// The environment to compare with (with --live).
+    #[arg(long, requires = "live")]
+    pub env: Option<String>,
 }
 
 /// The audit log's entries; corrupt lines are reported on stderr and skipped.
@@ -92,31 +123,45 @@ pub fn deploy(args: DeployArgs) -> CmdResult {
     // An unknown environment or a missing key is reported before anything else.
     Target::resolve(&ws, &args.env)?;
     let history = history(&ws)?;
+    let mut removed: Vec<String> = Vec::new();
     let apps: Vec<String> = if let Some(app) = &args.app {
         vec![ws.app(app)?.name]
     } else if args.all {
         ws.apps().into_iter().map(|a| a.name).collect()
     } else {
         let rev = args.changed_since.as_deref().unwrap_or_default();
-        let apps = deploy::changed::changed_apps(&ws, rev)?;
-        if apps.is_empty() {
+        let changes = deploy::changed::changes(&ws, rev)?;
+        if changes.apps.is_empty() && changes.removed.is_empty() {
             println!(
                 "No app changed since {rev}; nothing to deploy to {}.",
                 args.env
             );
             return Ok(ExitCode::SUCCESS);
         }
-        println!("Changed since {rev}: {}", apps.join(", "));
-        apps
+        if !changes.apps.is_empty() {
+            println!("Changed since {rev}: {}", changes.apps.join(", "));
+        }
+        if !changes.removed.is_empty() {
+            println!("Removed since {rev}: {}", changes.removed.join(", "));
+        }
+        removed = changes.removed;
+        changes.apps
     };
-    if apps.is_empty() {
+    if apps.is_empty() && removed.is_empty() {
         return Err(anyhow!("the workspace has no apps to deploy").into());
     }
-    // Every plan is made (and every app checked) before anything runs.
-    let plans = apps
+    // Every plan is made (and every app checked) before anything runs; the
+    // tombstones of removed apps come last, so a renamed app is live under
+    // its new name before the old one goes.
+    let mut plans = apps
         .iter()
         .map(|app| deploy::plan_deploy(&ws, app, &args.env, &history))
         .collect::<Result<Vec<Plan>, _>>()?;
+    let rev = args.changed_since.as_deref().unwrap_or_default();
+    for app in &removed {
+        let before = deploy::changed::shared_at(&ws, rev, app, &args.env);
+        plans.push(deploy::plan_drop(&ws, app, &args.env, &history, &before)?);
+    }
     finish(&ws, &plans, args.dry_run)
 }
 
@@ -128,7 +173,30 @@ pub fn share(args: ShareArgs) -> CmdResult {
     finish(&ws, &[plan], args.dry_run)
 }
 
-/// Prints (dry run) or executes the plans, recording each in the audit log.
+pub fn rollback(args: RollbackArgs) -> CmdResult {
+    let ws = current_workspace()?;
+    Target::resolve(&ws, &args.env)?;
+    let history = history(&ws)?;
+    let to = match &args.to {
+        Some(commit) => rollback::To::Commit(commit.clone()),
+        None => rollback::To::Steps(args.steps),
+    };
+    let chosen = rollback::choose(&history, &args.app, &args.env, &to)?;
+    println!(
+        "Rolling back {} in {} to commit {} (deployed {} by {}, digest {})",
+        args.app,
+        args.env,
+        deploy::short_commit(&chosen.commit),
+        chosen.time,
+        chosen.actor,
+        deploy::short_digest(&chosen.digest)
+    );
+    let plan = rollback::plan_rollback(&ws, &args.app, &args.env, &history, &chosen.commit)?;
+    finish(&ws, &[plan], args.dry_run)
+}
+
+/// Prints (dry run) or executes the plans, recording each in the audit log
+/// (a rollback with the commit its files come from).
 fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
     let mut out = std::io::stdout().lock();
     if dry_run {
@@ -149,9 +217,7 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let program: OsString = std::env::var_os(SNOW_VARIABLE)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| deploy::SNOW.into());
+    let program = snow_program();
     let actor = audit::actor(ws.root(), |k| std::env::var(k).ok());
     let commit = audit::head_commit(ws.root());
     let log = ws.audit_log();
@@ -159,20 +225,23 @@ fn finish(ws: &Workspace, plans: &[Plan], dry_run: bool) -> CmdResult {
     for plan in plans {
         writeln!(
             out,
-            "{} {} to {} ({} commands, digest {})",
-            if plan.action == deploy::Action::Deploy {
-                "Deploying"
-            } else {
-                "Sharing"
+            "{} {} {} {} ({} commands, digest {})",
+            match plan.action {
+                deploy::Action::Deploy => "Deploying",
+                deploy::Action::Share => "Sharing",
+                deploy::Action::Drop => "Dropping",
+                deploy::Action::Rollback => "Rolling back",
             },
             plan.app,
+            plan.action.preposition(),
             plan.env,
             plan.steps.len(),
             deploy::short_digest(&plan.digest)
         )?;
         let execution = run::execute(plan, ws.root(), &program, &mut out)?;
         let time = audit::utc_timestamp(SystemTime::now());
-        audit::append(&log, &execution.audit_entry(plan, &actor, &commit, &time))?;
+        let commit = plan.commit.as_deref().unwrap_or(&commit);
+        audit::append(&log, &execution.audit_entry(plan, &actor, commit, &time))?;
         succeeded += execution.succeeded();
         total += execution.total();
     }
@@ -213,6 +282,15 @@ pub fn audit(args: AuditArgs) -> CmdResult {
 
 pub fn apps(args: AppsArgs) -> CmdResult {
     let ws = current_workspace()?;
+    if let Some(env) = args.env.as_deref().filter(|_| args.live) {
+        let target = Target::resolve(&ws, env)?;
+        let live = inventory::live(&ws, &target, &snow_program())?;
+        match args.format {
+            AppsFormat::Json => println!("{}", serde_json::to_string_pretty(&live)?),
+            AppsFormat::Text => print!("{}", inventory::render_live(&target, &live)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let history = history(&ws)?;
     let apps = inventory::inventory(&ws, &history);
     match args.format {

@@ -4,7 +4,10 @@
 pub mod check;
 pub mod demo;
 pub mod deploy;
+pub mod doctor;
+pub mod import;
 pub mod proxy;
+pub mod upgrade;
 pub mod workspace;
 
 use std::io::Write;

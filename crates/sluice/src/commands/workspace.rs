@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use sluice_apps::config::{Selection, ENVIRONMENT_KEYS};
+use sluice_apps::config::{Selection, CONFIG_FILE, ENVIRONMENT_KEYS};
+use sluice_apps::local_data::{local_data, LocalData};
 use sluice_apps::python::{self, Python};
 use sluice_apps::runner::{self, DEFAULT_PAGE_TIMEOUT};
 use sluice_apps::scaffold::{self, Created, InitOutcome};
 use sluice_apps::{ConfigError, Workspace, WorkspaceError};
+use sluice_rules::workspace::MAIN_FILE;
 
 use super::{CliError, CmdResult};
 
@@ -187,6 +189,28 @@ pub fn config(cmd: ConfigCommand) -> CmdResult {
             _ => println!("  {key:<13} -"),
         }
     }
+    let policy = &resolved.values.streamlit;
+    let mut said = Vec::new();
+    if let Some(allowed) = &policy.allowed_external_access_integrations {
+        said.push(format!(
+            "allowed_external_access_integrations: {}",
+            if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        ));
+    }
+    if !policy.forbid.is_empty() {
+        said.push(format!("forbid: {}", policy.forbid.join(", ")));
+    }
+    if !policy.force.is_empty() {
+        let keys: Vec<&str> = policy.force.keys().map(String::as_str).collect();
+        said.push(format!("force: {}", keys.join(", ")));
+    }
+    if !said.is_empty() {
+        println!("  {:<13} {}  ({CONFIG_FILE})", "streamlit", said.join("; "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -202,20 +226,33 @@ pub fn setup(_args: SetupArgs) -> CmdResult {
             .relative(&python::venv_python(workspace.root()))
             .display()
     );
+    // Setup's own work succeeded; what the doctor finds is advice (CI's test
+    // job runs setup without Snowflake connections).
+    println!("setup: checking the workspace (sluice doctor)");
+    let findings = super::doctor::print_findings(&workspace, false);
+    let (warnings, failures) = sluice_apps::doctor::summary(&findings);
+    if warnings + failures > 0 {
+        println!(
+            "setup: the doctor found {failures} failure{} and {warnings} warning{} above; `sluice doctor` checks again",
+            plural(failures),
+            plural(warnings)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(args: RunArgs) -> CmdResult {
     let workspace = current_workspace()?;
     let app = workspace.app(&args.app)?;
-    if !app.dir.join("dashboard.py").is_file() {
-        return Err(anyhow::anyhow!("app `{}` has no dashboard.py", app.name).into());
+    let main_file = app.dir.join(MAIN_FILE);
+    if !main_file.is_file() {
+        return Err(anyhow::anyhow!("app `{}` has no {MAIN_FILE}", app.name).into());
     }
     let python = Python::resolve(&workspace);
     python.require_streamlit()?;
     println!(
         "Running {} with {} (environment local)",
-        workspace.relative(&app.dir.join("dashboard.py")).display(),
+        workspace.relative(&main_file).display(),
         python.program.display()
     );
     // Become `streamlit run` (exec): signals and the exit status are
@@ -249,6 +286,15 @@ pub fn test(args: TestArgs) -> CmdResult {
         plural(apps.len() + pageless.len()),
         python.program.display()
     );
+    for app in &apps {
+        if let LocalData::Snowpark { fixtures } = local_data(&workspace, app)? {
+            println!(
+                "{}: Snowpark local testing, tables from {}/",
+                app.name,
+                workspace.relative(&fixtures).display()
+            );
+        }
+    }
     for app in &pageless {
         println!("FAIL {}: no dashboard.py and no pages", app.name);
     }

@@ -56,6 +56,8 @@ pub fn run(args: DemoArgs) -> CmdResult {
         app: None,
         show_suppressed: false,
         rules: None,
+        baseline: None,
+        write_baseline: None,
     })?;
     if checked != ExitCode::SUCCESS {
         return Err(anyhow!("the demo workspace failed its compliance check").into());
