@@ -8,7 +8,10 @@
 use std::path::PathBuf;
 
 use sluice_rules::workspace::WorkspaceError as LayoutError;
-use sluice_rules::{CheckError, CheckOptions, ConfigError, Report, RULES_FILE};
+use sluice_rules::{
+    Baseline, BaselineError, CheckError, CheckOptions, ConfigError, Report, BASELINE_FILE,
+    RULES_FILE,
+};
 
 use crate::workspace::Workspace;
 
@@ -42,6 +45,9 @@ pub enum ComplianceError {
     /// The check itself refused (an unknown `--app`).
     #[error(transparent)]
     Check(#[from] CheckError),
+    /// The workspace's `compliance/baseline.json` cannot be read.
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
 }
 
 impl ComplianceError {
@@ -64,4 +70,16 @@ pub fn check(
         app: app.map(str::to_string),
     };
     Ok(sluice_rules::check(&layout, &rule_set, &options)?)
+}
+
+/// [`check`] with the workspace's own rules, less the violations recorded
+/// in its [`BASELINE_FILE`] when there is one: what the deploy gate and
+/// `sluice apps` judge an app by, and what the generated CI check reports.
+pub fn gate(ws: &Workspace, app: Option<&str>) -> Result<Report, ComplianceError> {
+    let mut report = check(ws, &RulesFile::of(ws), app)?;
+    let baseline = ws.root().join(BASELINE_FILE);
+    if baseline.is_file() {
+        report.apply_baseline(&Baseline::load(&baseline)?, ws.root());
+    }
+    Ok(report)
 }

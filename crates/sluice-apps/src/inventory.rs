@@ -17,7 +17,7 @@ use globset::{Glob, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEntry;
-use crate::compliance::{self, RulesFile};
+use crate::compliance;
 use crate::deploy::{share, Step, StepKind, Target, SNOW};
 use crate::workspace::Workspace;
 
@@ -119,9 +119,9 @@ pub fn inventory(ws: &Workspace, history: &[AuditEntry]) -> Vec<AppInfo> {
         .collect()
 }
 
-/// `sluice check`'s verdict per app; empty when the rules cannot be used.
+/// The deploy gate's verdict per app; empty when the rules cannot be used.
 fn compliance(ws: &Workspace) -> BTreeMap<String, Compliance> {
-    let Ok(report) = compliance::check(ws, &RulesFile::of(ws), None) else {
+    let Ok(report) = compliance::gate(ws, None) else {
         return BTreeMap::new();
     };
     report

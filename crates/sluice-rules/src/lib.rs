@@ -52,5 +52,10 @@ pub use workspace::Workspace;
 /// Where a workspace keeps its rules, relative to its root.
 pub const RULES_FILE: &str = "compliance/rules.yml";
 
+/// Where a workspace keeps the violations it adopted as known debt
+/// (`sluice check --write-baseline`), relative to its root: the generated CI
+/// check and the deploy gate count only violations not in it.
+pub const BASELINE_FILE: &str = "compliance/baseline.json";
+
 /// The rules file `sluice init` writes to [`RULES_FILE`].
 pub const DEFAULT_RULES: &str = include_str!("../default-rules.yml");

@@ -12,12 +12,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// mimalloc (Microsoft's allocator; the `mimalloc` crate builds it from C
-/// with `cc`, quickly, unlike jemalloc) instead of glibc's malloc. The
-/// gateway still allocates and frees one ~400-byte future per transaction
-/// (boxed so that idle clients stay small), and glibc served it from its
-/// slow path once its per-thread cache for that size ran dry: mimalloc cut
-/// the gateway's instructions per transaction by 6% at `pgbench -c 64`
-/// (bench/README.md), for about 200 more bytes per idle client.
+/// with `cc`, quickly, unlike jemalloc) instead of glibc's malloc: the
+/// gateway allocates and frees small buffers and futures around every
+/// transaction, which glibc served from its slow path once its per-thread
+/// cache for a size ran dry. mimalloc cut the gateway's instructions per
+/// transaction by 6% at `pgbench -c 64` (bench/README.md), for about 200
+/// more bytes per idle client; the per-transaction exchange future is
+/// recycled by the gateway itself (`sluice_proxy::recycle`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -72,6 +73,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.prints_to_a_pipe() {
+        die_quietly_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Init(args) => commands::workspace::init(args),
         Command::NewApp(args) => commands::workspace::new_app(args),
@@ -95,5 +99,29 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => err.report(),
+    }
+}
+
+impl Command {
+    /// Commands that only print and run short-lived tools: they may die with
+    /// their reader (`sluice apps | head`). The gateway and the commands that
+    /// feed a child's stdin (`run`, `test`, the demo) must see a closed pipe
+    /// as an error on that one write instead.
+    fn prints_to_a_pipe(&self) -> bool {
+        !matches!(
+            self,
+            Command::Proxy(_) | Command::Demo(_) | Command::Run(_) | Command::Test(_)
+        )
+    }
+}
+
+/// Rust starts programs with SIGPIPE ignored, so `println!` into a closed
+/// pipe panics ("failed printing to stdout"); Unix tools die silently
+/// instead, and so does sluice.
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: restoring a signal's default disposition at startup, before
+    // any thread exists, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

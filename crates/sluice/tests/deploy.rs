@@ -179,6 +179,71 @@ fn refusals_are_one_line_errors() {
     assert!(!root.join(".sluice/audit.jsonl").exists());
 }
 
+/// The deploy gate reads the committed `compliance/baseline.json` as the
+/// generated CI check does: debt recorded there does not block a deploy,
+/// a violation added since does, and `sluice apps` agrees.
+#[test]
+fn the_deploy_gate_counts_only_violations_not_in_the_committed_baseline() {
+    let (_dir, root) = workspace();
+    let page = root.join("applications/sales_dashboard/pages/analytics.py");
+    let text = fs::read_to_string(&page).unwrap();
+    fs::write(&page, format!("{text}\nWIPE = \"DELETE FROM sales\"\n")).unwrap();
+    let dry_run = ["deploy", "sales_dashboard", "--env", "test", "--dry-run"];
+    assert_error(
+        &run(sluice(&root).args(dry_run)),
+        "refusing to deploy `sales_dashboard` to `test`: `sluice check` reports 1 error(s) for it; run `sluice check --app sales_dashboard` and fix them",
+    );
+
+    ok(sluice(&root).args(["check", "--write-baseline", "compliance/baseline.json"]));
+    ok(sluice(&root).args(dry_run));
+    let apps = ok(sluice(&root).args(["apps", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&apps.stdout).unwrap();
+    assert_eq!(json[1]["name"], "sales_dashboard");
+    assert_eq!(json[1]["compliance"]["status"], "passed");
+
+    let text = fs::read_to_string(&page).unwrap();
+    fs::write(&page, format!("{text}PURGE = \"DROP TABLE sales\"\n")).unwrap();
+    assert_error(
+        &run(sluice(&root).args(dry_run)),
+        "refusing to deploy `sales_dashboard` to `test`: `sluice check` reports 1 error(s) for it; run `sluice check --app sales_dashboard` and fix them",
+    );
+
+    fs::write(root.join("compliance/baseline.json"), "{").unwrap();
+    let broken = run(sluice(&root).args(dry_run));
+    assert_eq!(broken.code, 1, "{}", broken.stderr);
+    assert!(
+        broken
+            .stderr
+            .starts_with("sluice: cannot check `sales_dashboard`: compliance/baseline.json"),
+        "{}",
+        broken.stderr
+    );
+}
+
+/// `sluice apps | head -0`: the reader is gone before sluice prints, and
+/// sluice dies of SIGPIPE as Unix tools do, without a panic message.
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let (_dir, root) = workspace();
+    let mut child = sluice(&root)
+        .arg("apps")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
 /// A `snow` on PATH that logs its arguments and fails when one equals `fail_on`.
 fn fake_snow_dir(dir: &Path, fail_on: &str) -> PathBuf {
     let bin = dir.join(format!("bin-{fail_on}"));

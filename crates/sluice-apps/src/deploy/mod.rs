@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use sluice_rules::ShareError;
 
 use crate::audit::{self, AuditEntry};
-use crate::compliance::{self, ComplianceError, RulesFile};
+use crate::compliance::{self, ComplianceError};
 use crate::config::{ConfigError, StreamlitPolicy};
 use crate::workspace::{App, Workspace, WorkspaceError};
 
@@ -300,20 +300,20 @@ impl Target {
 }
 
 /// Refuses an app that `sluice check` reports errors for (the workspace's
-/// `compliance/rules.yml`, through [`compliance::check`] as `sluice check`
-/// reads it). No environment is exempt.
+/// `compliance/rules.yml` less its committed baseline, through
+/// [`compliance::gate`], as the generated CI check reads them). No
+/// environment is exempt.
 pub fn require_compliant(
     ws: &Workspace,
     app: &App,
     action: Action,
     env: &str,
 ) -> Result<(), PlanError> {
-    let report = compliance::check(ws, &RulesFile::of(ws), Some(&app.name)).map_err(|error| {
-        PlanError::CheckUnavailable {
+    let report =
+        compliance::gate(ws, Some(&app.name)).map_err(|error| PlanError::CheckUnavailable {
             app: app.name.clone(),
             error: Box::new(error),
-        }
-    })?;
+        })?;
     let errors = report.count(sluice_rules::Severity::Error);
     if errors > 0 {
         return Err(PlanError::CheckFailed {
