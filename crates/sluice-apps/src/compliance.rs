@@ -5,7 +5,7 @@
 //! apps` all call [`check`], with the apps from [`Workspace::layout`], so they
 //! never disagree on which rules apply or which files an app has.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sluice_rules::workspace::WorkspaceError as LayoutError;
 use sluice_rules::{
@@ -77,9 +77,15 @@ pub fn check(
 /// `sluice apps` judge an app by, and what the generated CI check reports.
 pub fn gate(ws: &Workspace, app: Option<&str>) -> Result<Report, ComplianceError> {
     let mut report = check(ws, &RulesFile::of(ws), app)?;
-    let baseline = ws.root().join(BASELINE_FILE);
-    if baseline.is_file() {
-        report.apply_baseline(&Baseline::load(&baseline)?, ws.root());
+    // Named relative to the root in errors, as the rules file is.
+    let name = Path::new(BASELINE_FILE);
+    match std::fs::read_to_string(ws.root().join(name)) {
+        Ok(text) => report.apply_baseline(&Baseline::parse(&text, name)?, ws.root()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            let path = name.to_path_buf();
+            return Err(BaselineError::Read { path, error }.into());
+        }
     }
     Ok(report)
 }

