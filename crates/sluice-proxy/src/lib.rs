@@ -21,7 +21,9 @@
 //! - [`pool`]: pools per (database, user, host): FIFO waiters, reserve pool,
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
 //! - [`backend`]: one server connection: login, parameters, what it owes.
-//! - [`cancel`]: CancelRequest routing from a client's key to its backend.
+//! - [`clients`]: every logged-in client: cancel keys and CancelRequest
+//!   routing, what the console shows, closing a client from outside.
+//! - [`clock`]: microseconds since start, for counters and timeouts.
 //! - [`balance`]: load balancing (statement classification, WAL positions,
 //!   sticky store, replica health and choice, per-session routing).
 //! - [`router`]: load balancing's gateway-wide state: per database with
@@ -32,7 +34,8 @@ pub mod auth;
 pub mod backend;
 pub mod balance;
 pub mod buffers;
-pub mod cancel;
+pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod frontend;
 pub mod net;

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::cancel::CancelRegistry;
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::net::{Connector, TcpConnector};
 use crate::pool::Pools;
@@ -31,7 +31,8 @@ use crate::router::{HealthChecks, Router};
 pub struct Shared {
     pub config: Arc<Config>,
     pub pools: Pools,
-    pub cancels: Arc<CancelRegistry>,
+    /// Every logged-in client.
+    pub clients: Arc<Clients>,
     /// Load balancing: host tables, health checkers, classifier, sticky store.
     pub router: Router,
     next_statement: AtomicU64,
@@ -56,7 +57,7 @@ impl Shared {
         Ok(Shared {
             config,
             pools: Pools::new(connector),
-            cancels: Arc::new(CancelRegistry::default()),
+            clients: Arc::default(),
             router,
             next_statement: AtomicU64::new(1),
         })
@@ -181,7 +182,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
             Some(_) = clients.join_next(), if !clients.is_empty() => {}
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed; backing off");
@@ -195,10 +196,13 @@ pub async fn serve(
                 match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let shared = shared.clone();
-                        clients.spawn(async move {
-                            crate::frontend::serve(stream, shared).await;
+                        let accepted = crate::frontend::Accepted::over_tcp(peer, &stream);
+                        let abort = accepted.abort.clone();
+                        let task = clients.spawn(async move {
+                            crate::frontend::serve(stream, shared, accepted).await;
                             drop(permit);
                         });
+                        let _ = abort.set(task);
                     }
                     Err(_) => {
                         tokio::spawn(refuse_client(stream));
@@ -258,7 +262,8 @@ async fn janitor(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         for pool in shared.pools.all() {
-            pool.maintain().await;
+            let configured = shared.config.databases.contains_key(&pool.key.database);
+            pool.maintain(configured).await;
         }
     }
 }

@@ -37,7 +37,7 @@ impl<S: ClientStream> Session<S> {
     /// Answers the pending request if the gateway itself should, else says
     /// where it may run.
     pub(super) fn intercept(&mut self) -> Result<Intercept, ClientError> {
-        if self.pool.mode == PoolMode::Transaction {
+        if self.mode == PoolMode::Transaction {
             if let Some(consumed) = self.refuse_sql_prepare() {
                 return Ok(Intercept::Answered { consumed });
             }
@@ -45,7 +45,7 @@ impl<S: ClientStream> Session<S> {
                 return Ok(Intercept::Answered { consumed });
             }
         }
-        match (self.balancing.is_some(), self.pool.mode) {
+        match (self.balancing.is_some(), self.mode) {
             (false, _) => Ok(Intercept::Forward(None)),
             (true, PoolMode::Transaction) => self.sluice_commands(),
             // Session pooling routes the whole session at once.

@@ -41,7 +41,7 @@ impl<S: ClientStream> Session<S> {
     /// Relays between client and server until the server can be released or
     /// the client leaves.
     pub(super) async fn exchange(&mut self, srv: &mut ServerConn) -> Result<Step, ClientError> {
-        let transaction_mode = self.pool.mode == PoolMode::Transaction;
+        let transaction_mode = self.mode == PoolMode::Transaction;
         // On a replica, requests that arrive while one is running wait for
         // it to finish and are routed on their own (they may be writes).
         let on_replica = transaction_mode
@@ -160,7 +160,7 @@ impl<S: ClientStream> Session<S> {
         stats.bytes_received.fetch_add(len as u64, Relaxed);
         let request = &self.conn.buf[..len];
         if self.rename_statements && self.conn.has_named {
-            let limit = self.shared.config.proxy.max_prepared_statements as usize;
+            let limit = self.max_prepared;
             let (shared, balanced) = (&self.shared, self.balancing.is_some());
             let batches = self
                 .statements
@@ -326,7 +326,7 @@ impl<S: ClientStream> Session<S> {
     fn hold_ready(&mut self, srv: &ServerConn) -> bool {
         let sticky = self.shared.config.load_balancing.sticky;
         match self.balancing.as_mut() {
-            Some(lb) if self.pool.mode == PoolMode::Transaction => lb.hold_ready(sticky, srv),
+            Some(lb) if self.mode == PoolMode::Transaction => lb.hold_ready(sticky, srv),
             _ => false,
         }
     }

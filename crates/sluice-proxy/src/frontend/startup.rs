@@ -13,10 +13,10 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::checkout::sync_params;
-use super::{report_fatal, ClientError, Session};
+use super::{report_fatal, Accepted, ClientError, Session};
 use crate::backend::{param, set_param, BackendError, Params};
 use crate::balance::session::Balancing;
-use crate::cancel::CancelKey;
+use crate::clients::{NewClient, Registration};
 use crate::net::ClientStream;
 use crate::pool::{Pool, PoolError};
 use crate::protocol::{self, sqlstate, Startup, TxStatus};
@@ -29,7 +29,7 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 pub(super) struct LoggedIn {
     pub pool: Arc<Pool>,
     pub params: Params,
-    pub cancel: CancelKey,
+    pub client: Registration,
     pub balancing: Option<Box<Balancing>>,
 }
 
@@ -38,9 +38,11 @@ pub(super) struct LoggedIn {
 pub(super) async fn log_in<S: ClientStream>(
     mut stream: S,
     shared: Arc<Shared>,
+    accepted: Accepted,
 ) -> Option<Box<Session<S>>> {
     let timeout = shared.config.proxy.client_login_timeout.0;
-    let error = match tokio::time::timeout(timeout, login(&mut stream, &shared)).await {
+    let login = login(&mut stream, &shared, accepted);
+    let error = match tokio::time::timeout(timeout, login).await {
         Ok(Ok(Some(login))) => return Some(Box::new(Session::new(stream, shared, login))),
         Ok(Ok(None)) => return None, // SSL refused then closed, or a cancel request
         Ok(Err(error)) => error,
@@ -74,8 +76,10 @@ pub(super) async fn read_login_message<S: ClientStream>(
 async fn login<S: ClientStream>(
     stream: &mut S,
     shared: &Arc<Shared>,
+    accepted: Accepted,
 ) -> Result<Option<LoggedIn>, ClientError> {
     let config = &shared.config;
+    let connect_time = std::time::SystemTime::now();
     let mut buf = BytesMut::with_capacity(512);
     let startup = loop {
         match protocol::decode_startup(&buf)? {
@@ -89,7 +93,7 @@ async fn login<S: ClientStream>(
                 match startup {
                     Startup::SslRequest | Startup::GssEncRequest => stream.write_all(b"N").await?,
                     Startup::Cancel { pid, secret } => {
-                        shared.cancels.cancel(pid, secret).await;
+                        shared.clients.cancel(pid, secret).await;
                         return Ok(None);
                     }
                     Startup::Params(params) => break params,
@@ -191,7 +195,15 @@ async fn login<S: ClientStream>(
             })?;
     }
 
-    let cancel = shared.cancels.register();
+    let client = shared.clients.register(NewClient {
+        peer: accepted.peer,
+        connect_time,
+        user: user.to_owned(),
+        database: database.to_owned(),
+        pool: Some(pool.clone()),
+        application_name: param(&params, "application_name").unwrap_or("").into(),
+        abort: accepted.abort,
+    });
     let mut out = BytesMut::with_capacity(512);
     protocol::authentication(&mut out, protocol::AUTH_OK, &[]);
     for (name, value) in params.iter() {
@@ -199,14 +211,14 @@ async fn login<S: ClientStream>(
             protocol::parameter_status(&mut out, name, value);
         }
     }
-    protocol::backend_key_data(&mut out, cancel.pid, cancel.secret);
+    protocol::backend_key_data(&mut out, client.pid, client.secret);
     protocol::ready_for_query(&mut out, TxStatus::Idle);
     stream.write_all(&out).await?;
     tracing::debug!(pool = ?pool.key, "client logged in");
     Ok(Some(LoggedIn {
         pool,
         params,
-        cancel,
+        client,
         balancing,
     }))
 }

@@ -157,6 +157,7 @@ impl Scenario {
         tokio::spawn(sluice_proxy::frontend::serve(
             gateway_end,
             self.shared.clone(),
+            Default::default(),
         ));
         // The gateway reads the first of a repeated name: the test's win.
         let mut startup = params.to_vec();
@@ -177,6 +178,7 @@ impl Scenario {
         tokio::spawn(sluice_proxy::frontend::serve(
             gateway_end,
             self.shared.clone(),
+            Default::default(),
         ));
         let mut buf = BytesMut::new();
         protocol::cancel_request(&mut buf, pid, secret);
