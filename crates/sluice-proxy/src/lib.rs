@@ -16,7 +16,8 @@
 //!   exchange, release).
 //! - [`statements`]: prepared statements in transaction pooling, renamed
 //!   per server connection.
-//! - [`buffers`]: client read buffers, recycled per thread.
+//! - [`buffers`]: client read buffers, recycled per thread; [`recycle`]: the
+//!   same for the boxed per-transaction futures.
 //! - [`auth`]: the `auth_file`, and the SCRAM-SHA-256 and md5 primitives.
 //! - [`pool`]: pools per (database, user, host): FIFO waiters, reserve pool,
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
@@ -41,6 +42,7 @@ pub mod frontend;
 pub mod net;
 pub mod pool;
 pub mod protocol;
+pub mod recycle;
 pub mod router;
 pub mod server;
 pub mod statements;

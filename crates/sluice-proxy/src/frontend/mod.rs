@@ -45,6 +45,7 @@ use crate::config::PoolMode;
 use crate::net::ClientStream;
 use crate::pool::{Pool, PoolError};
 use crate::protocol::{self, sqlstate, ProtocolError, TxStatus};
+use crate::recycle::Recycled;
 use crate::server::Shared;
 use crate::statements::ClientStatements;
 
@@ -225,7 +226,7 @@ impl<S: ClientStream> Session<S> {
                 None => self.check_out().await,
                 // Boxed (here and below): a rarely taken path must not
                 // grow every idle client's task.
-                Some(verdict) => Box::pin(self.check_out_balanced(verdict)).await,
+                Some(verdict) => Recycled::new(self.check_out_balanced(verdict)).await,
             };
             let mut server = match checked_out {
                 Ok(server) => server,
@@ -248,8 +249,8 @@ impl<S: ClientStream> Session<S> {
             }
 
             // 4. Exchange. Boxed, though taken once per transaction:
-            // inline, its ~400 bytes would stay in every idle client's task.
-            let step = Box::pin(self.exchange(&mut server)).await;
+            // inline, its ~330 bytes would stay in every idle client's task.
+            let step = Recycled::new(self.exchange(&mut server)).await;
 
             // 5. Release.
             self.client.serve_with(None);

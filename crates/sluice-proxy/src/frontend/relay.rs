@@ -24,6 +24,7 @@ use crate::balance::session::{LsnProbe, WritePhase, WAL_POSITION_SQL};
 use crate::balance::sticky::{StickyStore, UNKNOWN_POSITION};
 use crate::config::PoolMode;
 use crate::protocol::{self, client_tag, server_tag, sqlstate, TxStatus};
+use crate::recycle::Recycled;
 
 /// What one exchange ended with.
 #[derive(Debug)]
@@ -86,7 +87,7 @@ impl<S: ClientStream> Session<S> {
                     }
                     self.relay(srv).await?;
                     while let Some(pipelined) = self.balancing.as_ref().and_then(|lb| lb.write_to_record()) {
-                        Box::pin(self.record_write(srv)).await?;
+                        Recycled::new(self.record_write(srv)).await?;
                         if !pipelined || srv.rbuf.is_empty() {
                             break;
                         }
