@@ -404,20 +404,28 @@ impl ServerConn {
     /// `request`, sent as they are. With `track_statements` (transaction
     /// pooling renames prepared statements), unnamed Parse and Close are
     /// queued too, as their answers come in order with the gateway's own.
-    /// Returns the number of batches (Query, Sync) sent.
-    pub fn note_sent_request(&mut self, request: &[u8], track_statements: bool) -> u64 {
-        let mut batches = 0;
+    pub fn note_sent_request(&mut self, request: &[u8], track_statements: bool) -> Sent {
+        let mut sent = Sent::default();
         for message in protocol::Messages::new(request) {
             match message.tag() {
-                client_tag::PARSE if track_statements => self.outstanding.sent_parse(None, false),
+                client_tag::PARSE => {
+                    sent.client_parses += 1;
+                    sent.server_parses += 1;
+                    if track_statements {
+                        self.outstanding.sent_parse(None, false);
+                    } else {
+                        self.outstanding.sent(client_tag::PARSE);
+                    }
+                }
                 client_tag::CLOSE if track_statements => self.outstanding.sent_close(false),
                 tag => {
                     self.outstanding.sent(tag);
-                    batches += u64::from(matches!(tag, client_tag::QUERY | client_tag::SYNC));
+                    sent.batches += u64::from(matches!(tag, client_tag::QUERY | client_tag::SYNC));
+                    sent.binds += u64::from(tag == client_tag::BIND);
                 }
             }
         }
-        batches
+        sent
     }
 
     /// Takes note of a server message the relay must look at (see
@@ -473,6 +481,18 @@ pub fn must_observe(tag: u8) -> bool {
             | server_tag::COPY_OUT_RESPONSE
             | server_tag::COPY_BOTH_RESPONSE
     )
+}
+
+/// What a request sent to a server held, for the pool's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Batches (Query, Sync).
+    pub batches: u64,
+    /// Parse messages the client sent, and Parse messages the server got
+    /// (the gateway's re-prepares included).
+    pub client_parses: u64,
+    pub server_parses: u64,
+    pub binds: u64,
 }
 
 /// What [`ServerConn::observe`] made of a server message.

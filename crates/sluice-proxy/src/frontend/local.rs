@@ -13,6 +13,8 @@
 //! Deciding is synchronous ([`Session::intercept`]); the answer is left in
 //! the session's scratch buffer for the loop to write.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::{ClientError, ClientStream, Session};
 use crate::balance::classify::{
     Classification, Effect, RouteSetting, SluiceCommand, SluiceSetting,
@@ -107,6 +109,7 @@ impl<S: ClientStream> Session<S> {
                     param_types,
                 );
                 self.statements.register(name, statement);
+                self.pool.stats.client_parse_count.fetch_add(1, Relaxed);
                 protocol::empty_message(&mut self.scratch, server_tag::PARSE_COMPLETE);
             }
         }

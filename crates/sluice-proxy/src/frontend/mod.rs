@@ -156,6 +156,16 @@ struct Session<S: ClientStream> {
     scratch: BytesMut,
     /// Load balancing, for databases with replicas.
     balancing: Option<Box<Balancing>>,
+    /// When the running batch and transaction started (for the counters).
+    timing: Timing,
+}
+
+/// When a session's running batch and transaction started
+/// ([`crate::clock::now_us`]; 0: none running).
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    batch_started_us: u64,
+    xact_started_us: u64,
 }
 
 impl<S: ClientStream> Drop for Session<S> {
@@ -188,6 +198,7 @@ impl<S: ClientStream> Session<S> {
             client: login.client,
             scratch: BytesMut::new(),
             balancing: login.balancing,
+            timing: Timing::default(),
         }
     }
 
@@ -256,7 +267,6 @@ impl<S: ClientStream> Session<S> {
             self.client.serve_with(None);
             match step {
                 Ok(Step::Release) => {
-                    self.pool.stats.xact_count.fetch_add(1, Relaxed);
                     if let Some(lb) = self.balancing.as_mut() {
                         lb.released();
                     }

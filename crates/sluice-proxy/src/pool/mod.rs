@@ -338,7 +338,13 @@ impl Pool {
     ) -> Result<Checkout, PoolError> {
         match acquired {
             Ok(checkout) => Ok(checkout),
-            Err(NoConn::Permit(permit)) => self.connect(permit).await,
+            Err(NoConn::Permit(permit)) => {
+                let checkout = self.connect(permit).await?;
+                self.stats
+                    .server_assignment_count
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(checkout)
+            }
             Err(NoConn::TimedOut(waited)) => Err(PoolError::QueryWaitTimeout(waited)),
         }
     }

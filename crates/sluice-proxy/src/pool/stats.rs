@@ -1,19 +1,32 @@
-//! Counters kept per pool, in memory.
+//! Counters kept per pool, in memory: the console's `SHOW STATS` and
+//! `SHOW POOLS`, and the metrics endpoint, read them (summed per database
+//! where pgbouncer reports per database).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Counters kept per pool, in memory (exposed by later admin commands).
+/// Counters of one pool. Times are in microseconds.
 #[derive(Debug, Default)]
 pub struct PoolStats {
-    /// Transactions (in transaction mode: checkouts) served.
+    /// Times a server connection was assigned to a client.
+    pub server_assignment_count: AtomicU64,
+    /// Transactions: a ReadyForQuery back to idle after a client's request.
     pub xact_count: AtomicU64,
     /// Requests (Query or Sync) forwarded.
     pub query_count: AtomicU64,
     /// Bytes received from clients / sent to clients.
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
-    /// Total time clients waited for a server connection, in microseconds.
+    /// Time spent in transactions, and in requests (first byte sent to
+    /// ReadyForQuery).
+    pub xact_time_us: AtomicU64,
+    pub query_time_us: AtomicU64,
+    /// Total time clients waited for a server connection.
     pub wait_time_us: AtomicU64,
+    /// Parse messages from clients; Parse messages sent to servers (the
+    /// gateway's re-prepares included); Bind messages.
+    pub client_parse_count: AtomicU64,
+    pub server_parse_count: AtomicU64,
+    pub bind_count: AtomicU64,
     /// Checkouts that had to wait.
     pub waits: AtomicU64,
     /// Server connections opened, and attempts that failed.
@@ -25,4 +38,122 @@ pub struct PoolStats {
     pub reserve_used: AtomicU64,
     /// Clients currently logged in to this pool.
     pub clients: AtomicU64,
+}
+
+/// The cumulative counters of one or more pools, as plain numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub server_assignment_count: u64,
+    pub xact_count: u64,
+    pub query_count: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub xact_time_us: u64,
+    pub query_time_us: u64,
+    pub wait_time_us: u64,
+    pub client_parse_count: u64,
+    pub server_parse_count: u64,
+    pub bind_count: u64,
+}
+
+impl PoolStats {
+    /// Adds this pool's counters to `totals`.
+    pub fn add_to(&self, totals: &mut Totals) {
+        totals.server_assignment_count += self.server_assignment_count.load(Relaxed);
+        totals.xact_count += self.xact_count.load(Relaxed);
+        totals.query_count += self.query_count.load(Relaxed);
+        totals.bytes_received += self.bytes_received.load(Relaxed);
+        totals.bytes_sent += self.bytes_sent.load(Relaxed);
+        totals.xact_time_us += self.xact_time_us.load(Relaxed);
+        totals.query_time_us += self.query_time_us.load(Relaxed);
+        totals.wait_time_us += self.wait_time_us.load(Relaxed);
+        totals.client_parse_count += self.client_parse_count.load(Relaxed);
+        totals.server_parse_count += self.server_parse_count.load(Relaxed);
+        totals.bind_count += self.bind_count.load(Relaxed);
+    }
+}
+
+/// Per-second rates and per-event averages over one `stats_period`, as
+/// pgbouncer's `avg_*` columns: counts and bytes per second; transaction
+/// and query time per transaction and per query; wait time per
+/// assignment (microseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Averages {
+    pub server_assignment_count: u64,
+    pub xact_count: u64,
+    pub query_count: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub xact_time_us: u64,
+    pub query_time_us: u64,
+    pub wait_time_us: u64,
+    pub client_parse_count: u64,
+    pub server_parse_count: u64,
+    pub bind_count: u64,
+}
+
+impl Averages {
+    /// The averages between two readings `seconds` apart.
+    pub fn between(before: &Totals, after: &Totals, seconds: f64) -> Averages {
+        let seconds = seconds.max(1e-6);
+        let delta = |a: u64, b: u64| b.saturating_sub(a);
+        let rate = |a: u64, b: u64| (delta(a, b) as f64 / seconds) as u64;
+        let per = |time: u64, count: u64| if count == 0 { 0 } else { time / count };
+        let xacts = delta(before.xact_count, after.xact_count);
+        let queries = delta(before.query_count, after.query_count);
+        let assignments = delta(
+            before.server_assignment_count,
+            after.server_assignment_count,
+        );
+        Averages {
+            server_assignment_count: rate(
+                before.server_assignment_count,
+                after.server_assignment_count,
+            ),
+            xact_count: rate(before.xact_count, after.xact_count),
+            query_count: rate(before.query_count, after.query_count),
+            bytes_received: rate(before.bytes_received, after.bytes_received),
+            bytes_sent: rate(before.bytes_sent, after.bytes_sent),
+            xact_time_us: per(delta(before.xact_time_us, after.xact_time_us), xacts),
+            query_time_us: per(delta(before.query_time_us, after.query_time_us), queries),
+            wait_time_us: per(delta(before.wait_time_us, after.wait_time_us), assignments),
+            client_parse_count: rate(before.client_parse_count, after.client_parse_count),
+            server_parse_count: rate(before.server_parse_count, after.server_parse_count),
+            bind_count: rate(before.bind_count, after.bind_count),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_are_rates_and_per_event_times() {
+        let before = Totals {
+            xact_count: 100,
+            query_count: 200,
+            xact_time_us: 1_000,
+            server_assignment_count: 10,
+            wait_time_us: 50,
+            bytes_sent: 0,
+            ..Totals::default()
+        };
+        let after = Totals {
+            xact_count: 700,
+            query_count: 1_400,
+            xact_time_us: 61_000,
+            server_assignment_count: 70,
+            wait_time_us: 650,
+            bytes_sent: 6_000,
+            ..Totals::default()
+        };
+        let averages = Averages::between(&before, &after, 60.0);
+        assert_eq!(averages.xact_count, 10, "per second");
+        assert_eq!(averages.query_count, 20);
+        assert_eq!(averages.bytes_sent, 100);
+        assert_eq!(averages.xact_time_us, 100, "per transaction");
+        assert_eq!(averages.wait_time_us, 10, "per assignment");
+        assert_eq!(averages.query_time_us, 0, "no query time passed");
+    }
 }

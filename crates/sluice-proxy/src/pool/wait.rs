@@ -236,6 +236,12 @@ impl<'a> Acquire<'a> {
     }
 
     fn done(&self, got: Result<Checkout, NoConn>) -> Poll<Result<Checkout, NoConn>> {
+        if got.is_ok() {
+            self.pool
+                .stats
+                .server_assignment_count
+                .fetch_add(1, Relaxed);
+        }
         if let Some(since) = self.since {
             let stats = &self.pool.stats;
             stats.waits.fetch_add(1, Relaxed);
