@@ -56,6 +56,8 @@ pub struct ClientEntry {
     server: Mutex<Option<Arc<ServerInfo>>>,
     /// It holds a server (set before it sends anything on one).
     in_transaction: AtomicBool,
+    /// Its server's last ReadyForQuery said "in a transaction block".
+    in_block: AtomicBool,
     /// Marked for closing; the message it is told.
     closing: AtomicBool,
     close_message: Mutex<Option<(&'static str, String)>>,
@@ -129,6 +131,16 @@ impl ClientEntry {
         }
         drop(slot);
         self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Its server's last ReadyForQuery said it is inside a transaction
+    /// block (for `idle_transaction_timeout`).
+    pub fn set_in_transaction_block(&self, in_block: bool) {
+        self.in_block.store(in_block, Ordering::Relaxed);
+    }
+
+    pub fn in_transaction_block(&self) -> bool {
+        self.in_block.load(Ordering::Relaxed)
     }
 
     /// Whether it holds a server now.
@@ -206,6 +218,7 @@ impl Clients {
             wait_slot: Arc::default(),
             server: Mutex::new(None),
             in_transaction: AtomicBool::new(false),
+            in_block: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             close_message: Mutex::new(None),
             last_request_us: AtomicU64::new(now),
@@ -230,6 +243,16 @@ impl Clients {
 
     pub fn count(&self) -> usize {
         lock(&self.by_pid).len()
+    }
+
+    /// How many pool clients are logged in to `database`, and as `user`
+    /// (for `max_db_client_connections` and `max_user_client_connections`).
+    pub fn count_of(&self, database: &str, user: &str) -> (u32, u32) {
+        let by_pid = lock(&self.by_pid);
+        let pool_clients = || by_pid.values().filter(|c| c.pool.is_some());
+        let of_database = pool_clients().filter(|c| c.database == database).count();
+        let of_user = pool_clients().filter(|c| c.user == user).count();
+        (of_database as u32, of_user as u32)
     }
 
     /// Forwards a CancelRequest to the backend serving the client with this key

@@ -5,8 +5,11 @@
 //! Following one client's request from top to bottom:
 //! - [`config`]: the TOML settings (pgbouncer's names and units), validated
 //!   with `file:line` errors; passed around as `Arc<Config>`, never global.
-//! - [`server`]: the accept loop, `max_client_conn`, the janitor, shutdown,
-//!   and [`server::Shared`], what every session shares.
+//! - [`server`]: the accept loop, `max_client_conn`, signals, reload,
+//!   shutdown, and [`server::Shared`], what every session shares.
+//! - [`state`]: what the operator changes at runtime (pause, disable, shutdown).
+//! - [`janitor`]: periodic upkeep: pools, client timeouts, stats averages.
+//! - [`admin`]: the pgbouncer-compatible admin console (`psql -d pgbouncer`).
 //! - [`net`]: the streams sessions and server connections run over (TCP,
 //!   or in-memory pipes in scenario tests) and how server streams open.
 //! - [`protocol`]: pure decode/encode of wire messages over byte slices
@@ -31,6 +34,7 @@
 //!   replicas the host table and health checker, the classifier cache, the
 //!   sticky store.
 
+pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod balance;
@@ -39,12 +43,14 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod frontend;
+pub mod janitor;
 pub mod net;
 pub mod pool;
 pub mod protocol;
 pub mod recycle;
 pub mod router;
 pub mod server;
+pub mod state;
 pub mod statements;
 
 pub use config::Config;

@@ -11,7 +11,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::balance::classify::Classifier;
-use crate::balance::config::{HostAddr, StickyMode};
+use arc_swap::ArcSwap;
+
+use crate::balance::config::{HostAddr, LoadBalancing, StickyMode};
 use crate::balance::health::{spawn_health_checker, CheckerConfig, HealthChecker};
 use crate::balance::hosts::Hosts;
 use crate::balance::sticky::{AnyStore, StickyError};
@@ -23,6 +25,9 @@ const CLASSIFIER_CAPACITY: usize = 16 * 1024;
 
 /// The balancing state of one database.
 pub struct BalancedDatabase {
+    /// The settings it was built with (sessions read these, so a reload
+    /// that changes them builds a new one).
+    pub config: LoadBalancing,
     pub hosts: Arc<Hosts>,
     /// How the primary's WAL position was read after writing transactions.
     pub lsn_reads: LsnReads,
@@ -57,7 +62,10 @@ pub struct Router {
     /// Where application sticky keys (`sticky = "key"`) are kept; `None`
     /// unless that mode is on. Connection keys live in their session.
     pub store: Option<AnyStore>,
-    databases: HashMap<String, Arc<BalancedDatabase>>,
+    /// Per database with replicas; replaced whole by a reload (sessions
+    /// keep the one they logged in with).
+    databases: ArcSwap<HashMap<String, Arc<BalancedDatabase>>>,
+    checks: HealthChecks,
 }
 
 impl Router {
@@ -67,36 +75,7 @@ impl Router {
     /// client library refuses.
     pub fn start(config: &Config, checks: HealthChecks) -> Result<Router, StickyError> {
         let lb = &config.load_balancing;
-        let mut databases = HashMap::new();
-        if lb.enabled {
-            let user = config
-                .health_check_user()
-                .unwrap_or_else(|| "postgres".into());
-            let password = config.auth.get(&user).and_then(|s| s.password.clone());
-            for (name, db) in &config.databases {
-                if db.replicas.is_empty() {
-                    continue;
-                }
-                let primary = HostAddr {
-                    host: db.host.clone(),
-                    port: db.port,
-                };
-                let hosts = Arc::new(Hosts::new(primary, db.replicas.clone()));
-                let dbname = db.dbname.clone().unwrap_or_else(|| name.clone());
-                let checker_config = CheckerConfig::new(lb, &user, password.as_deref(), &dbname);
-                let checker = (checks == HealthChecks::Run)
-                    .then(|| spawn_health_checker(checker_config, hosts.clone()));
-                tracing::info!(database = %name, replicas = db.replicas.len(), check_user = %user, "load balancing reads");
-                databases.insert(
-                    name.clone(),
-                    Arc::new(BalancedDatabase {
-                        hosts,
-                        lsn_reads: LsnReads::default(),
-                        _checker: checker,
-                    }),
-                );
-            }
-        }
+        let databases = build_databases(config, checks, &HashMap::new());
         let store = if lb.enabled && lb.sticky == StickyMode::Key && !databases.is_empty() {
             Some(AnyStore::from_config(&lb.sticky_store, lb.sticky_ttl)?)
         } else {
@@ -105,12 +84,78 @@ impl Router {
         Ok(Router {
             classifier: Classifier::new(CLASSIFIER_CAPACITY),
             store,
-            databases,
+            databases: ArcSwap::from_pointee(databases),
+            checks,
         })
     }
 
     /// The balancing state of `database`, if reads may go to its replicas.
-    pub fn database(&self, database: &str) -> Option<&Arc<BalancedDatabase>> {
-        self.databases.get(database)
+    pub fn database(&self, database: &str) -> Option<Arc<BalancedDatabase>> {
+        self.databases.load().get(database).cloned()
     }
+
+    /// Takes on a changed configuration: a database whose replicas or
+    /// `[load_balancing]` settings changed gets a new host table and health
+    /// checker; the others keep theirs (and their hosts' health). The
+    /// sticky store stays as it started (changing it needs a restart).
+    pub fn reconfigure(&self, config: &Config) {
+        let current = self.databases.load_full();
+        let databases = build_databases(config, self.checks, &current);
+        self.databases.store(Arc::new(databases));
+    }
+}
+
+/// The balancing state of every database with replicas, reusing `current`'s
+/// where nothing that matters changed.
+fn build_databases(
+    config: &Config,
+    checks: HealthChecks,
+    current: &HashMap<String, Arc<BalancedDatabase>>,
+) -> HashMap<String, Arc<BalancedDatabase>> {
+    let lb = &config.load_balancing;
+    let mut databases = HashMap::new();
+    if lb.enabled {
+        let user = config
+            .health_check_user()
+            .unwrap_or_else(|| "postgres".into());
+        let password = config.auth.get(&user).and_then(|s| s.password.clone());
+        for (name, db) in &config.databases {
+            if db.replicas.is_empty() {
+                continue;
+            }
+            let primary = HostAddr {
+                host: db.host.clone(),
+                port: db.port,
+            };
+            if let Some(existing) = current.get(name) {
+                let same_hosts = existing.hosts.primary().addr == primary
+                    && existing
+                        .hosts
+                        .replicas()
+                        .iter()
+                        .map(|r| &r.addr)
+                        .eq(db.replicas.iter());
+                if same_hosts && existing.config == *lb {
+                    databases.insert(name.clone(), existing.clone());
+                    continue;
+                }
+            }
+            let hosts = Arc::new(Hosts::new(primary, db.replicas.clone()));
+            let dbname = db.dbname.clone().unwrap_or_else(|| name.clone());
+            let checker_config = CheckerConfig::new(lb, &user, password.as_deref(), &dbname);
+            let checker = (checks == HealthChecks::Run)
+                .then(|| spawn_health_checker(checker_config, hosts.clone()));
+            tracing::info!(database = %name, replicas = db.replicas.len(), check_user = %user, "load balancing reads");
+            databases.insert(
+                name.clone(),
+                Arc::new(BalancedDatabase {
+                    config: lb.clone(),
+                    hosts,
+                    lsn_reads: LsnReads::default(),
+                    _checker: checker,
+                }),
+            );
+        }
+    }
+    databases
 }

@@ -1,7 +1,8 @@
 //! The console's command language, as pgbouncer's `admin.c` reads it: one
-//! command per query, keywords in any case, an optional trailing `;`,
-//! database names as identifiers (bare or double-quoted), `SET` values bare
-//! or single-quoted.
+//! command per query, keywords in any case, an optional trailing `;`, at
+//! most one argument, words of letters, digits and `_` (or double-quoted),
+//! `SET` values such a word or single-quoted; `SELECT` is another spelling
+//! of `SHOW`.
 
 use std::fmt;
 
@@ -11,13 +12,16 @@ pub enum Command {
     /// `SHOW <item>` (the item in lower case).
     Show(String),
     /// `SET key = value`.
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        value: String,
+    },
     Pause(Option<String>),
     Resume(Option<String>),
     Reconnect(Option<String>),
     Disable(String),
     Enable(String),
-    Kill(String),
+    Kill(Option<String>),
     KillClient(u64),
     Suspend,
     Reload,
@@ -43,6 +47,9 @@ pub enum ParseError {
     Unknown,
     /// A known command with wrong arguments; the text says which.
     Usage(&'static str),
+    /// A command word over 15 characters, an argument or key over 63, a
+    /// value over 255 (pgbouncer's limits).
+    TooLong,
 }
 
 impl fmt::Display for ParseError {
@@ -50,6 +57,7 @@ impl fmt::Display for ParseError {
         match self {
             ParseError::Unknown => f.write_str("unrecognized command"),
             ParseError::Usage(usage) => write!(f, "bad arguments, expected: {usage}"),
+            ParseError::TooLong => f.write_str("bad arguments"),
         }
     }
 }
@@ -70,20 +78,23 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         return Err(ParseError::Unknown);
     };
     let verb = verb.to_ascii_lowercase();
+    if verb.len() > 15 {
+        return Err(ParseError::TooLong);
+    }
     let optional_db = |words: &mut Words, usage| -> Result<Option<String>, ParseError> {
-        let db = words.identifier();
+        let db = words.identifier()?;
         words.end(usage)?;
         Ok(db)
     };
     let required_db = |words: &mut Words, usage| -> Result<String, ParseError> {
-        let db = words.identifier().ok_or(ParseError::Usage(usage))?;
+        let db = words.identifier()?.ok_or(ParseError::Usage(usage))?;
         words.end(usage)?;
         Ok(db)
     };
     let command = match verb.as_str() {
-        "show" => {
+        "show" | "select" => {
             let item = words
-                .word()
+                .identifier()?
                 .ok_or(ParseError::Usage("SHOW <item>"))?
                 .to_ascii_lowercase();
             words.end("SHOW <item>")?;
@@ -91,7 +102,13 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         }
         "set" => {
             let usage = "SET key = value";
-            let key = words.word().ok_or(ParseError::Usage(usage))?.to_ascii_lowercase();
+            let key = words
+                .word()
+                .ok_or(ParseError::Usage(usage))?
+                .to_ascii_lowercase();
+            if key.len() > 63 {
+                return Err(ParseError::TooLong);
+            }
             let rest = words.rest.trim_start();
             let rest = rest
                 .strip_prefix('=')
@@ -102,6 +119,9 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
                 })
                 .ok_or(ParseError::Usage(usage))?;
             let value = setting_value(rest.trim()).ok_or(ParseError::Usage(usage))?;
+            if value.len() > 255 {
+                return Err(ParseError::TooLong);
+            }
             Command::Set { key, value }
         }
         "pause" => Command::Pause(optional_db(&mut words, "PAUSE [<db>]")?),
@@ -110,7 +130,7 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         "wait_close" => Command::WaitClose(optional_db(&mut words, "WAIT_CLOSE [<db>]")?),
         "disable" => Command::Disable(required_db(&mut words, "DISABLE <db>")?),
         "enable" => Command::Enable(required_db(&mut words, "ENABLE <db>")?),
-        "kill" => Command::Kill(required_db(&mut words, "KILL <db>")?),
+        "kill" => Command::Kill(optional_db(&mut words, "KILL [<db>]")?),
         "kill_client" => {
             let usage = "KILL_CLIENT <id>";
             let id = words
@@ -144,8 +164,14 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
     Ok(command)
 }
 
-/// A `SET` value: `'quoted'` (with `''` for a quote), or the bare rest.
+/// A `SET` value: `'quoted'` (with `''` for a quote), `"quoted"`, or a
+/// bare word.
 fn setting_value(text: &str) -> Option<String> {
+    if text.starts_with('"') {
+        let mut words = Words { rest: text };
+        let value = words.identifier().ok()??;
+        return words.rest.trim().is_empty().then_some(value);
+    }
     if let Some(inner) = text.strip_prefix('\'') {
         let mut value = String::new();
         let mut chars = inner.chars().peekable();
@@ -162,7 +188,13 @@ fn setting_value(text: &str) -> Option<String> {
         }
         return None; // unterminated
     }
-    (!text.is_empty()).then(|| text.to_string())
+    let is_word = !text.is_empty() && text.chars().all(is_word_char);
+    is_word.then(|| text.to_string())
+}
+
+/// The characters of a bare word (pgbouncer's `[0-9a-z_]`, any case).
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }
 
 /// Whitespace-separated words of a command.
@@ -171,12 +203,10 @@ struct Words<'a> {
 }
 
 impl<'a> Words<'a> {
-    /// The next bare word (letters, digits, `_`, `.`, `-`).
+    /// The next bare word (letters, digits and `_`).
     fn word(&mut self) -> Option<&'a str> {
         let rest = self.rest.trim_start();
-        let end = rest
-            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')))
-            .unwrap_or(rest.len());
+        let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
         if end == 0 {
             self.rest = rest;
             return None;
@@ -185,15 +215,37 @@ impl<'a> Words<'a> {
         Some(&rest[..end])
     }
 
-    /// A database name: a bare word, or `"double quoted"`.
-    fn identifier(&mut self) -> Option<String> {
+    /// An argument: a bare word, or `"double quoted"` (`""` for a quote);
+    /// at most 63 characters.
+    fn identifier(&mut self) -> Result<Option<String>, ParseError> {
         let rest = self.rest.trim_start();
-        if let Some(inner) = rest.strip_prefix('"') {
-            let end = inner.find('"')?;
-            self.rest = &inner[end + 1..];
-            return Some(inner[..end].to_string());
+        let name = if let Some(inner) = rest.strip_prefix('"') {
+            let mut name = String::new();
+            let mut chars = inner.char_indices().peekable();
+            loop {
+                match chars.next() {
+                    Some((_, '"')) if chars.peek().map(|(_, c)| *c) == Some('"') => {
+                        chars.next();
+                        name.push('"');
+                    }
+                    Some((at, '"')) => {
+                        self.rest = &inner[at + 1..];
+                        break name;
+                    }
+                    Some((_, c)) => name.push(c),
+                    None => return Err(ParseError::Usage("a closing \"")),
+                }
+            }
+        } else {
+            match self.word() {
+                Some(word) => word.to_string(),
+                None => return Ok(None),
+            }
+        };
+        if name.len() > 63 {
+            return Err(ParseError::TooLong);
         }
-        self.word().map(str::to_string)
+        Ok(Some(name))
     }
 
     /// Nothing may follow.
@@ -213,17 +265,26 @@ mod tests {
     #[test]
     fn commands_in_any_case_with_optional_semicolons() {
         assert_eq!(parse("show pools;"), Ok(Command::Show("pools".into())));
-        assert_eq!(parse("  SHOW  STATS_TOTALS "), Ok(Command::Show("stats_totals".into())));
+        assert_eq!(
+            parse("  SHOW  STATS_TOTALS "),
+            Ok(Command::Show("stats_totals".into()))
+        );
         assert_eq!(parse("PAUSE"), Ok(Command::Pause(None)));
         assert_eq!(parse("pause app"), Ok(Command::Pause(Some("app".into()))));
-        assert_eq!(parse("RESUME \"My Db\""), Ok(Command::Resume(Some("My Db".into()))));
+        assert_eq!(
+            parse("RESUME \"My Db\""),
+            Ok(Command::Resume(Some("My Db".into())))
+        );
         assert_eq!(parse("kill_client 42"), Ok(Command::KillClient(42)));
         assert_eq!(parse("DISABLE app"), Ok(Command::Disable("app".into())));
         assert_eq!(
             parse("shutdown wait_for_clients"),
             Ok(Command::Shutdown(ShutdownMode::WaitForClients))
         );
-        assert_eq!(parse("SHUTDOWN"), Ok(Command::Shutdown(ShutdownMode::Immediate)));
+        assert_eq!(
+            parse("SHUTDOWN"),
+            Ok(Command::Shutdown(ShutdownMode::Immediate))
+        );
         assert_eq!(parse("reload;"), Ok(Command::Reload));
         assert_eq!(parse("WAIT_CLOSE"), Ok(Command::WaitClose(None)));
     }
@@ -236,19 +297,41 @@ mod tests {
                 value: value.into(),
             })
         };
-        assert_eq!(parse("SET default_pool_size = 30"), set("default_pool_size", "30"));
-        assert_eq!(parse("set query_timeout to '2.5'"), set("query_timeout", "2.5"));
-        assert_eq!(parse("SET server_reset_query = 'DISCARD ''ALL'''"), set("server_reset_query", "DISCARD 'ALL'"));
+        assert_eq!(
+            parse("SET default_pool_size = 30"),
+            set("default_pool_size", "30")
+        );
+        assert_eq!(
+            parse("set query_timeout to '2.5'"),
+            set("query_timeout", "2.5")
+        );
+        assert!(
+            parse("SET query_timeout = 1.5").is_err(),
+            "a bare value is a word"
+        );
+        assert_eq!(parse("SELECT version"), Ok(Command::Show("version".into())));
+        assert_eq!(parse("SHOW \"pools\""), Ok(Command::Show("pools".into())));
+        assert_eq!(
+            parse(&format!("PAUSE {}", "d".repeat(64))),
+            Err(ParseError::TooLong)
+        );
+        assert_eq!(
+            parse("SET server_reset_query = 'DISCARD ''ALL'''"),
+            set("server_reset_query", "DISCARD 'ALL'")
+        );
         assert!(parse("SET x =").is_err());
         assert!(parse("SET x = 'open").is_err());
     }
 
     #[test]
     fn mistakes_say_what_was_expected() {
-        assert_eq!(parse("SELECT 1"), Err(ParseError::Unknown));
+        assert_eq!(parse("FOO"), Err(ParseError::Unknown));
         assert_eq!(parse(""), Err(ParseError::Unknown));
         assert_eq!(parse("DISABLE"), Err(ParseError::Usage("DISABLE <db>")));
-        assert_eq!(parse("KILL_CLIENT x"), Err(ParseError::Usage("KILL_CLIENT <id>")));
+        assert_eq!(
+            parse("KILL_CLIENT x"),
+            Err(ParseError::Usage("KILL_CLIENT <id>"))
+        );
         assert_eq!(parse("PAUSE a b"), Err(ParseError::Usage("PAUSE [<db>]")));
         assert_eq!(parse("SHOW"), Err(ParseError::Usage("SHOW <item>")));
         assert!(Command::Show("pools".into()).is_read_only());

@@ -42,6 +42,11 @@ pub enum ConfigError {
     AuthFile(#[from] AuthFileError),
 }
 
+/// A `[proxy]` value that cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub &'static str);
+
 /// How long a client keeps a server connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -202,6 +207,11 @@ pub struct ProxySettings {
     /// `metrics_port` is set (sluice's own settings).
     pub metrics_listen_addr: String,
     pub metrics_port: u16,
+    /// Adds to `SHOW STATS` and `SHOW DATABASES` the columns that pgbouncer
+    /// renamed long ago (`total_requests`, `reserve_pool`), which old
+    /// tools such as Debian 12's prometheus-pgbouncer-exporter 1.7 still
+    /// read (sluice's own setting; off: exactly pgbouncer 1.25's columns).
+    pub console_legacy_columns: bool,
 }
 
 impl Default for ProxySettings {
@@ -241,6 +251,7 @@ impl Default for ProxySettings {
             shutdown_timeout: Seconds(Duration::from_secs(60)),
             metrics_listen_addr: "127.0.0.1".into(),
             metrics_port: 0,
+            console_legacy_columns: false,
         }
     }
 }
@@ -491,6 +502,20 @@ impl Config {
             .or_else(|| self.auth.first_user_with_password().map(str::to_owned))
     }
 
+    /// The checks `[proxy]` values need beyond their types, for a `SET` on
+    /// the console (a file gets them, with lines, from [`Config::parse`]).
+    pub fn check_runtime_settings(&self) -> Result<(), InvalidSetting> {
+        if *self.proxy.default_pool_size.get_ref() == 0 {
+            return Err(InvalidSetting("default_pool_size must be at least 1"));
+        }
+        if *self.proxy.max_packet_size.get_ref() < 1024 {
+            return Err(InvalidSetting(
+                "max_packet_size must be at least 1024 bytes",
+            ));
+        }
+        Ok(())
+    }
+
     /// `max_db_connections` for `database` (0: no limit).
     pub fn max_db_connections(&self, database: &str) -> u32 {
         self.databases
@@ -610,6 +635,7 @@ impl fmt::Display for Config {
         writeln!(f, "shutdown_timeout = {}", p.shutdown_timeout)?;
         writeln!(f, "metrics_listen_addr = {:?}", p.metrics_listen_addr)?;
         writeln!(f, "metrics_port = {}", p.metrics_port)?;
+        writeln!(f, "console_legacy_columns = {}", p.console_legacy_columns)?;
         for (name, db) in &self.databases {
             let s = self.pool_settings(name, "").expect("configured database");
             writeln!(f, "\n[databases.{name}]")?;

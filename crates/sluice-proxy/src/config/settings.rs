@@ -54,6 +54,20 @@ trait SettingValue: Sized {
     fn read(text: &str) -> Option<Self>;
 }
 
+impl SettingValue for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn show(&self) -> String {
+        if *self { "1" } else { "0" }.to_string()
+    }
+    fn read(text: &str) -> Option<bool> {
+        match text.to_ascii_lowercase().as_str() {
+            "1" | "on" | "true" | "yes" => Some(true),
+            "0" | "off" | "false" | "no" => Some(false),
+            _ => None,
+        }
+    }
+}
+
 impl SettingValue for u32 {
     const EXPECTED: &'static str = "a whole number";
     fn show(&self) -> String {
@@ -189,6 +203,7 @@ pub const SETTINGS: &[Setting] = &[
     setting!(auth_type, true),
     setting!(client_idle_timeout, true),
     setting!(client_login_timeout, true),
+    setting!(console_legacy_columns, true),
     setting!(default_pool_size, true),
     setting!(idle_transaction_timeout, true),
     setting!(listen_addr, false),

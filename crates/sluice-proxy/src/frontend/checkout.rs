@@ -89,15 +89,14 @@ impl<S: ClientStream> Session<S> {
     /// replica `i`, `None` for the primary.
     async fn choose_host(&self, verdict: &Classification) -> Option<usize> {
         let lb = self.balancing.as_deref()?;
-        let config = &self.shared.config.load_balancing;
         let sticky = if self.mode == crate::config::PoolMode::Transaction {
-            lb.sticky_requirement(config, self.shared.router.store.as_ref())
+            lb.sticky_requirement(self.shared.router.store.as_ref())
                 .await
         } else {
             None
         };
         let executes = request_executes(self.conn.request());
-        lb.choose(config, self.mode, verdict, sticky, executes)
+        lb.choose(self.mode, verdict, sticky, executes)
     }
 
     /// From now on this client's CancelRequest reaches `checkout`'s backend.

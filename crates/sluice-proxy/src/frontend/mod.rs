@@ -183,9 +183,10 @@ impl<S: ClientStream> Drop for Session<S> {
 impl<S: ClientStream> Session<S> {
     fn new(stream: S, shared: Arc<Shared>, login: LoggedIn) -> Session<S> {
         let mode = login.pool.mode();
-        let max_prepared = shared.config.proxy.max_prepared_statements as usize;
+        let config = shared.config();
+        let max_prepared = config.proxy.max_prepared_statements as usize;
         let rename_statements = mode == PoolMode::Transaction && max_prepared > 0;
-        let max_packet = shared.config.max_packet_size();
+        let max_packet = config.max_packet_size();
         Session {
             conn: ClientConn::new(stream, max_packet),
             shared,
@@ -231,7 +232,20 @@ impl<S: ClientStream> Session<S> {
                 Intercept::Forward(verdict) => verdict,
             };
 
-            // 3. Check out a server (routed with load balancing).
+            // 3. Check out a server (routed with load balancing); nothing
+            // starts while the database is paused.
+            if self.shared.state.must_ask() {
+                let database = self.pool.key.database.clone();
+                if Box::pin(self.shared.state.may_start(&database))
+                    .await
+                    .is_err()
+                {
+                    return Err(ClientError::fatal(
+                        sqlstate::PROTOCOL_VIOLATION,
+                        "server shutting down",
+                    ));
+                }
+            }
             let checked_out = match verdict {
                 // The common case needs no boxed future (see `checkout`).
                 None => self.check_out().await,

@@ -126,13 +126,7 @@ impl<S: ClientStream> Session<S> {
         );
         !self.conn.terminating
             && self.conn.request_complete()
-            && lb.probe_fits(
-                &self.shared.config.load_balancing,
-                classifier,
-                &self.statements,
-                self.conn.pending(),
-                srv,
-            )
+            && lb.probe_fits(classifier, &self.statements, self.conn.pending(), srv)
     }
 
     /// A lost replica connection becomes a reroute when the request can
@@ -346,6 +340,8 @@ impl<S: ClientStream> Session<S> {
     fn note_ready(&mut self, status: TxStatus, all_answered: bool) {
         let now = clock::now_us();
         self.client.last_ready_us.store(now, Relaxed);
+        self.client
+            .set_in_transaction_block(status != TxStatus::Idle);
         let stats = &self.pool.stats;
         let timing = &mut self.timing;
         if timing.batch_started_us != 0 {
@@ -369,9 +365,8 @@ impl<S: ClientStream> Session<S> {
     /// At a ReadyForQuery: should the client wait for it until a write's
     /// position is recorded (see `Balancing::hold_ready`)?
     fn hold_ready(&mut self, srv: &ServerConn) -> bool {
-        let sticky = self.shared.config.load_balancing.sticky;
         match self.balancing.as_mut() {
-            Some(lb) if self.mode == PoolMode::Transaction => lb.hold_ready(sticky, srv),
+            Some(lb) if self.mode == PoolMode::Transaction => lb.hold_ready(srv),
             _ => false,
         }
     }

@@ -285,6 +285,23 @@ impl Pool {
         }
     }
 
+    /// Looks at the queue and the idle list (for the console): each waiting
+    /// client's slot with how long it has waited, each idle connection with
+    /// when it was last used.
+    pub fn inspect(
+        &self,
+        mut waiting: impl FnMut(&Arc<WaitSlot>, Duration),
+        mut idle: impl FnMut(&crate::backend::ServerInfo, std::time::Instant),
+    ) {
+        let st = self.lock();
+        for waiter in &st.waiters {
+            waiting(&waiter.slot, waiter.queued_at.elapsed());
+        }
+        for conn in &st.idle {
+            idle(&conn.info, conn.last_used);
+        }
+    }
+
     /// The parameters a fresh server connection starts with, if known yet.
     pub fn defaults(&self) -> Option<Params> {
         self.defaults

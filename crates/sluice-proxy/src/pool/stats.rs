@@ -98,7 +98,7 @@ impl Averages {
         let seconds = seconds.max(1e-6);
         let delta = |a: u64, b: u64| b.saturating_sub(a);
         let rate = |a: u64, b: u64| (delta(a, b) as f64 / seconds) as u64;
-        let per = |time: u64, count: u64| if count == 0 { 0 } else { time / count };
+        let per = |time: u64, count: u64| time.checked_div(count).unwrap_or(0);
         let xacts = delta(before.xact_count, after.xact_count);
         let queries = delta(before.query_count, after.query_count);
         let assignments = delta(

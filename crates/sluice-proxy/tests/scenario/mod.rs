@@ -256,7 +256,7 @@ impl Scenario {
     pub fn pool(&self) -> Arc<sluice_proxy::pool::Pool> {
         self.shared
             .pools
-            .get(&self.shared.config, "app", "app")
+            .get(&self.shared.config(), "app", "app")
             .expect("pool")
     }
 }

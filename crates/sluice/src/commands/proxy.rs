@@ -42,6 +42,6 @@ pub fn run(args: ProxyArgs) -> CmdResult {
             .enable_all()
             .build()?,
     };
-    runtime.block_on(sluice_proxy::server::run_until_ctrl_c(Arc::new(config)))?;
+    runtime.block_on(sluice_proxy::server::run_until_shutdown(Arc::new(config)))?;
     Ok(ExitCode::SUCCESS)
 }
