@@ -17,7 +17,7 @@
 //! its working directory.
 //!
 //! Which settings the gateway reads, and as which TOML key, is the one table
-//! in [`settings`]. A setting pgbouncer has and the gateway does not do is an
+//! in [`pgbouncer`]. A setting pgbouncer has and the gateway does not do is an
 //! error saying so; a misspelt one gets the nearest known name suggested.
 //!
 //! The result is a `toml::Table` in the gateway's schema, written out as TOML
@@ -25,8 +25,8 @@
 //! Each TOML line remembers the INI file and line it came from, and errors
 //! the TOML layer reports are moved back there.
 
+mod pgbouncer;
 mod render;
-mod settings;
 mod syntax;
 #[cfg(test)]
 mod tests;
@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 use super::{read_text, Config, ConfigError};
+use pgbouncer::{Place, Target};
 use render::Rendered;
-use settings::{Place, Target};
 use syntax::{connection_string, convert, split_key_value};
 
 /// pgbouncer's limit on `%include` depth.
@@ -76,7 +76,7 @@ pub struct PgbouncerIni {
 }
 
 /// An INI file and line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Origin {
     file: PathBuf,
     line: usize,
@@ -96,8 +96,12 @@ impl PgbouncerIni {
         };
         reader.file(path, text, 0)?;
         let Some(fallback) = reader.pgbouncer_header.clone() else {
+            let top = Origin {
+                file: path.to_owned(),
+                line: 1,
+            };
             return Err(invalid_at(
-                &Origin::top_of(path),
+                &top,
                 "no [pgbouncer] section (pgbouncer requires one)".into(),
             ));
         };
@@ -139,15 +143,6 @@ impl PgbouncerIni {
     }
 }
 
-impl Origin {
-    fn top_of(path: &Path) -> Origin {
-        Origin {
-            file: path.to_owned(),
-            line: 1,
-        }
-    }
-}
-
 fn invalid_at(at: &Origin, message: String) -> ConfigError {
     ConfigError::Invalid {
         path: at.file.clone(),
@@ -156,9 +151,9 @@ fn invalid_at(at: &Origin, message: String) -> ConfigError {
     }
 }
 
-/// A TOML key path (`["databases", "app", "port"]`) and where it was set;
-/// `seq` keeps the INI file's order in the TOML output.
-#[derive(Debug, Clone)]
+/// Where the value or table at a TOML key path (`["databases", "app",
+/// "port"]`) was set; `seq` keeps the INI file's order in the TOML output.
+#[derive(Debug)]
 struct Mark {
     origin: Origin,
     seq: usize,
@@ -228,6 +223,7 @@ impl Reader {
             Some("pgbouncer") => self.setting(at, Place::Pgbouncer, &[], "", &key, value),
             Some("databases") => self.database(at, &key, value),
             Some("users") => self.user(at, &key, value),
+            // [peers], the only other section `section` lets through.
             Some(_) => Err(unsupported(at, &key, " in [peers]", "peering")),
         }
     }
@@ -301,11 +297,18 @@ impl Reader {
                 "database name \"pgbouncer\" is reserved for pgbouncer's admin console".into(),
             ));
         }
-        let entry = ["databases", name];
         let of = format!(" of database \"{name}\"");
-        self.entry(at, Place::Database, &entry, &of, value)?;
-        let host = ["databases", name, "host"].map(str::to_owned);
-        if !self.marks.contains_key(host.as_slice()) {
+        self.entry(
+            at,
+            Place::Database,
+            key_path(&["databases", name]),
+            &of,
+            value,
+        )?;
+        if !self
+            .marks
+            .contains_key(&key_path(&["databases", name, "host"]))
+        {
             return Err(invalid_at(
                 at,
                 format!(
@@ -320,7 +323,7 @@ impl Reader {
     /// `NAME = pool_mode=... pool_size=...`: `[users.NAME]`.
     fn user(&mut self, at: &Origin, name: &str, value: &str) -> Result<(), ConfigError> {
         let of = format!(" of user \"{name}\"");
-        self.entry(at, Place::User, &["users", name], &of, value)
+        self.entry(at, Place::User, key_path(&["users", name]), &of, value)
     }
 
     /// One `[databases]` or `[users]` line: its table, made anew, and each of its parameters.
@@ -328,22 +331,18 @@ impl Reader {
         &mut self,
         at: &Origin,
         place: Place,
-        path: &[&str],
+        path: Vec<String>,
         of: &str,
         connstr: &str,
     ) -> Result<(), ConfigError> {
-        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         self.marks.retain(|key, _| !key.starts_with(&path));
-        let (parent, name) = path.split_at(path.len() - 1);
-        table_at(&mut self.table, parent).insert(name[0].clone(), Value::Table(Table::new()));
-        self.mark(path.clone(), at);
+        self.put(path.clone(), Value::Table(Table::new()), at);
         let pairs = connection_string(connstr).map_err(|near| {
             invalid_at(
                 at,
                 format!("syntax error in the connection string{of} near `{near}`"),
             )
         })?;
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
         for (key, value) in pairs {
             self.setting(at, place, &path, of, &key, &value)?;
         }
@@ -356,13 +355,13 @@ impl Reader {
         &mut self,
         at: &Origin,
         place: Place,
-        path: &[&str],
+        path: &[String],
         of: &str,
         name: &str,
         raw: &str,
     ) -> Result<(), ConfigError> {
-        let Some(setting) = settings::find(place, name) else {
-            let hint = settings::nearest(place, name)
+        let Some(setting) = pgbouncer::find(place, name) else {
+            let hint = pgbouncer::nearest(place, name)
                 .map(|known| format!(" (did you mean \"{known}\"?)"))
                 .unwrap_or_default();
             return Err(invalid_at(
@@ -385,12 +384,17 @@ impl Reader {
                 format!("invalid value \"{raw}\" for \"{name}\"{of}: {expected}{comment}"),
             )
         })?;
-        let mut full: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let mut full = path.to_vec();
         full.extend(key.split('.').map(str::to_owned));
-        let (parent, leaf) = full.split_at(full.len() - 1);
-        table_at(&mut self.table, parent).insert(leaf[0].clone(), value);
-        self.mark(full, at);
+        self.put(full, value, at);
         Ok(())
+    }
+
+    /// Puts `value` at the TOML key `path`, remembering where it was set.
+    fn put(&mut self, path: Vec<String>, value: Value, at: &Origin) {
+        let (leaf, parent) = path.split_last().expect("key paths are never empty");
+        table_at(&mut self.table, parent).insert(leaf.clone(), value);
+        self.mark(path, at);
     }
 
     fn mark(&mut self, path: Vec<String>, at: &Origin) {
@@ -419,6 +423,10 @@ fn unsupported(at: &Origin, name: &str, of: &str, instead: &str) -> ConfigError 
              sluice{instead}"
         ),
     )
+}
+
+fn key_path(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|key| key.to_string()).collect()
 }
 
 /// The table at `path` under `root`, made if missing.

@@ -3,7 +3,7 @@
 
 use toml::Value;
 
-use super::settings::Kind;
+use super::pgbouncer::Kind;
 
 /// `key = value` as pgbouncer splits it: a bare key of letters, digits and
 /// `_.-*`, or a quoted one; the value is the rest of the line.

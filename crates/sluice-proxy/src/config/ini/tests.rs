@@ -1,4 +1,4 @@
-use super::settings::{Kind, Place, Target, SETTINGS};
+use super::pgbouncer::{Kind, Place, Target, SETTINGS};
 use super::*;
 use std::time::Duration;
 
@@ -399,13 +399,13 @@ fn every_supported_setting_is_a_key_of_the_toml_configuration() {
 #[test]
 fn suggestions_stay_among_the_settings_of_their_place() {
     assert_eq!(
-        settings::nearest(Place::Pgbouncer, "listen_adress"),
+        pgbouncer::nearest(Place::Pgbouncer, "listen_adress"),
         Some("listen_addr")
     );
-    assert_eq!(settings::nearest(Place::Database, "hots"), Some("host"));
+    assert_eq!(pgbouncer::nearest(Place::Database, "hots"), Some("host"));
     assert_eq!(
-        settings::nearest(Place::User, "pool_sizes"),
+        pgbouncer::nearest(Place::User, "pool_sizes"),
         Some("pool_size")
     );
-    assert_eq!(settings::nearest(Place::User, "host"), None);
+    assert_eq!(pgbouncer::nearest(Place::User, "host"), None);
 }
