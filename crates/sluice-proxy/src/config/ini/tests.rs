@@ -16,6 +16,14 @@ fn toml(text: &str) -> String {
     convert_text(text).unwrap().toml
 }
 
+/// MINIMAL with `line` added as line 3, in [pgbouncer].
+fn with_line(line: &str) -> String {
+    MINIMAL.replace(
+        "auth_type = trust\n",
+        &format!("auth_type = trust\n{line}\n"),
+    )
+}
+
 fn error(text: &str) -> String {
     load(text).unwrap_err().to_string()
 }
@@ -158,12 +166,8 @@ fn a_later_line_wins_as_in_pgbouncer() {
 
 #[test]
 fn a_comment_after_a_value_is_part_of_the_value_as_in_pgbouncer() {
-    let text = MINIMAL.replace(
-        "auth_type = trust\n",
-        "auth_type = trust\nlisten_port = 6432 ; the port\n",
-    );
     assert_eq!(
-        error(&text),
+        error(&with_line("listen_port = 6432 ; the port")),
         "pgb.ini:3: invalid value \"6432 ; the port\" for \"listen_port\": expected an integer \
          (pgbouncer allows comments only on lines of their own)"
     );
@@ -171,31 +175,25 @@ fn a_comment_after_a_value_is_part_of_the_value_as_in_pgbouncer() {
 
 #[test]
 fn unsupported_and_unknown_settings_name_their_line() {
-    let with = |line: &str| {
-        MINIMAL.replace(
-            "auth_type = trust\n",
-            &format!("auth_type = trust\n{line}\n"),
-        )
-    };
     assert_eq!(
-        error(&with("so_reuseport = 1")),
+        error(&with_line("so_reuseport = 1")),
         "pgb.ini:3: unsupported pgbouncer setting \"so_reuseport\": supported by pgbouncer but not by sluice"
     );
     assert_eq!(
-        error(&with("unix_socket_dir = /tmp")),
+        error(&with_line("unix_socket_dir = /tmp")),
         "pgb.ini:3: unsupported pgbouncer setting \"unix_socket_dir\": supported by pgbouncer \
          but not by sluice (sluice listens on TCP only)"
     );
     assert_eq!(
-        error(&with("max_client_con = 10")),
+        error(&with_line("max_client_con = 10")),
         "pgb.ini:3: unknown pgbouncer setting \"max_client_con\" (did you mean \"max_client_conn\"?)"
     );
     assert_eq!(
-        error(&with("Listen_Port = 10")),
+        error(&with_line("Listen_Port = 10")),
         "pgb.ini:3: unknown pgbouncer setting \"Listen_Port\" (did you mean \"listen_port\"?)"
     );
     assert_eq!(
-        error(&with("frobnicate = 1")),
+        error(&with_line("frobnicate = 1")),
         "pgb.ini:3: unknown pgbouncer setting \"frobnicate\""
     );
     let db = |line: &str| MINIMAL.replace("app = host=127.0.0.1\n", &format!("{line}\n"));
@@ -235,23 +233,18 @@ fn unsupported_and_unknown_settings_name_their_line() {
 
 #[test]
 fn values_the_gateway_refuses_name_their_ini_line() {
-    let with = |line: &str| {
-        MINIMAL.replace(
-            "auth_type = trust\n",
-            &format!("auth_type = trust\n\n{line}\n"),
-        )
-    };
     assert_eq!(
-        error(&with("default_pool_size = 0")),
-        "pgb.ini:4: default_pool_size must be at least 1"
+        error(&with_line("default_pool_size = 0")),
+        "pgb.ini:3: default_pool_size must be at least 1"
     );
-    assert!(error(&with("listen_port = 70000")).starts_with("pgb.ini:4: "));
+    assert!(error(&with_line("listen_port = 70000")).starts_with("pgb.ini:3: "));
+    assert!(error(&with_line("pool_mode = statement"))
+        .starts_with("pgb.ini:3: unknown variant `statement`"));
+    assert!(error(&with_line("auth_type = hba")).starts_with("pgb.ini:3: unknown variant `hba`"));
     assert!(
-        error(&with("pool_mode = statement")).starts_with("pgb.ini:4: unknown variant `statement`")
+        error(&with_line("listen_addr = 10.0.0.1,10.0.0.2")).starts_with("pgb.ini:3: listen_addr")
     );
-    assert!(error(&with("auth_type = hba")).starts_with("pgb.ini:4: unknown variant `hba`"));
-    assert!(error(&with("listen_addr = 10.0.0.1,10.0.0.2")).starts_with("pgb.ini:4: listen_addr"));
-    assert!(error(&with("auth_file = missing.txt")).starts_with("pgb.ini:4: auth_file"));
+    assert!(error(&with_line("auth_file = missing.txt")).starts_with("pgb.ini:3: auth_file"));
     let db = MINIMAL.replace("host=127.0.0.1", "host=127.0.0.1 pool_size=0");
     assert_eq!(error(&db), "pgb.ini:4: pool_size must be at least 1");
     // No line in particular: the [pgbouncer] header.
@@ -367,10 +360,7 @@ fn every_supported_setting_is_a_key_of_the_toml_configuration() {
             Kind::Text | Kind::Host | Kind::List => "127.0.0.1",
         };
         let text = match setting.place {
-            Place::Pgbouncer => MINIMAL.replace(
-                "auth_type = trust\n",
-                &format!("auth_type = trust\n{}={sample}\n", setting.name),
-            ),
+            Place::Pgbouncer => with_line(&format!("{}={sample}", setting.name)),
             Place::Database => MINIMAL.replace(
                 "host=127.0.0.1",
                 &format!("host=127.0.0.1 {}={sample}", setting.name),
