@@ -5,6 +5,7 @@
 //! Following one client's request from top to bottom:
 //! - [`config`]: the TOML settings (pgbouncer's names and units), validated
 //!   with `file:line` errors; passed around as `Arc<Config>`, never global.
+//!   [`config::ini`] reads pgbouncer's INI file as it is, converted to that TOML.
 //! - [`server`]: the accept loop, `max_client_conn`, signals, reload,
 //!   shutdown, and [`server::Shared`], what every session shares.
 //! - [`state`]: what the operator changes at runtime (pause, disable, shutdown).

@@ -7,7 +7,8 @@
 //! type errors (including unknown keys, thanks to `deny_unknown_fields`), and
 //! values needing more than a type check are read as [`toml::Spanned`] so their
 //! line is known too. The `auth_file` uses pgbouncer's userlist format and
-//! reports its own `file:line` errors.
+//! reports its own `file:line` errors. A pgbouncer INI file is read too
+//! ([`ini`]), converted to this TOML.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod ini;
 pub mod settings;
 
 use crate::auth::{AuthFile, AuthFileError};
@@ -299,9 +301,9 @@ fn user_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, 
     )
 }
 
-/// Splits pgbouncer's `"a, b"` user list.
+/// Splits pgbouncer's `"a, b"` user list (commas and spaces separate names).
 pub fn split_user_list(text: &str) -> Vec<String> {
-    text.split(',')
+    text.split(|c: char| c == ',' || c.is_whitespace())
         .map(str::trim)
         .filter(|user| !user.is_empty())
         .map(str::to_string)
@@ -360,12 +362,14 @@ pub struct PoolSettings {
 }
 
 impl Config {
-    /// Reads and validates `path`, and the `auth_file` it names (relative to it).
+    /// Reads and validates `path`, and the `auth_file` it names (relative to
+    /// it): the gateway's TOML, or pgbouncer's INI file as it is (see
+    /// [`ini::is_pgbouncer_ini`]). Starting and reloading both come here.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = read_text(path)?;
+        if ini::is_pgbouncer_ini(path, &text) {
+            return ini::PgbouncerIni::parse(path, &text)?.load();
+        }
         Config::parse(path, &text)
     }
 
@@ -552,6 +556,14 @@ impl Config {
     pub fn max_packet_size(&self) -> usize {
         *self.proxy.max_packet_size.get_ref() as usize
     }
+}
+
+/// The text of a configuration file.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 /// Where the `[name]` table header is, for errors about a whole section.
