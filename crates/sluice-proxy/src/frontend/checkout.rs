@@ -20,7 +20,9 @@ impl<S: ClientStream> Session<S> {
     /// runs with this client's parameters, is taken without a boxed future.
     pub(super) async fn check_out(&mut self) -> Result<Checkout, PoolError> {
         match self.pool.acquire(&self.client.wait_slot).await {
-            Ok(checkout) if Arc::ptr_eq(&checkout.params, &self.params) => {
+            Ok(checkout)
+                if !checkout.needs_check && Arc::ptr_eq(&checkout.params, &self.params) =>
+            {
                 self.route_cancels_to(&checkout);
                 Ok(checkout)
             }

@@ -32,11 +32,18 @@ impl Drop for ConnectPermit {
 impl Pool {
     /// Takes a connection from the pool if it is still alive; otherwise closes
     /// it (freeing its slot) and returns `None`.
-    pub(crate) fn accept_handoff(self: &Arc<Self>, mut conn: Box<ServerConn>) -> Option<Checkout> {
+    /// `check`: it sat idle longer than server_check_delay, so
+    /// server_check_query runs on it before it serves (see [`Pool::complete`]).
+    pub(crate) fn accept_handoff(
+        self: &Arc<Self>,
+        mut conn: Box<ServerConn>,
+        check: bool,
+    ) -> Option<Checkout> {
         if conn.usable() {
             Some(Checkout {
                 conn: Some(conn),
                 pool: self.clone(),
+                needs_check: check,
             })
         } else {
             tracing::debug!(pool = ?self.key, "dropping dead idle server connection");
@@ -75,6 +82,7 @@ impl Pool {
                 Ok(Checkout {
                     conn: Some(Box::new(conn)),
                     pool: self.clone(),
+                    needs_check: false,
                 })
             }
             Err(e) => {
@@ -198,6 +206,8 @@ pub struct Checkout {
     /// Boxed: server connections are few, client tasks many and small.
     conn: Option<Box<ServerConn>>,
     pool: Arc<Pool>,
+    /// It must pass server_check_query before it serves.
+    pub(crate) needs_check: bool,
 }
 
 impl Deref for Checkout {

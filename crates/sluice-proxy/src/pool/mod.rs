@@ -349,11 +349,28 @@ impl Pool {
 
     /// Turns what [`Pool::acquire`] got into a connection, opening one
     /// with a permit.
+    /// A connection that sat idle longer than server_check_delay first
+    /// runs server_check_query; one that fails it is closed and another
+    /// one acquired.
     pub async fn complete(
         self: &Arc<Self>,
         acquired: Result<Checkout, NoConn>,
     ) -> Result<Checkout, PoolError> {
         match acquired {
+            Ok(mut checkout) if checkout.needs_check => {
+                checkout.needs_check = false;
+                let query = self.limits().server_check_query;
+                match checkout.run_housekeeping(&query).await {
+                    Ok(()) => Ok(checkout),
+                    Err(error) => {
+                        tracing::info!(pool = ?self.key, %error, "server_check_query failed; closing");
+                        checkout.broken = true;
+                        drop(checkout);
+                        let again = self.acquire(&Arc::default()).await;
+                        Box::pin(self.complete(again)).await
+                    }
+                }
+            }
             Ok(checkout) => Ok(checkout),
             Err(NoConn::Permit(permit)) => {
                 let checkout = self.connect(permit).await?;

@@ -263,7 +263,7 @@ impl Future for Acquire<'_> {
                 let handoff = std::task::ready!(self.slot.poll_take(cx));
                 self.queued = false;
                 match handoff {
-                    Handoff::Conn(conn) => match pool.accept_handoff(conn) {
+                    Handoff::Conn(conn) => match pool.accept_handoff(conn, false) {
                         Some(checkout) => return self.done(Ok(checkout)),
                         None => continue, // it had died: queue again
                     },
@@ -276,8 +276,10 @@ impl Future for Acquire<'_> {
             }
             let mut st = pool.lock();
             if let Some(conn) = st.idle.pop_back() {
+                let check = !st.limits.server_check_query.is_empty()
+                    && conn.last_used.elapsed() >= st.limits.server_check_delay;
                 drop(st);
-                match pool.accept_handoff(conn) {
+                match pool.accept_handoff(conn, check) {
                     Some(checkout) => return self.done(Ok(checkout)),
                     None => continue,
                 }
