@@ -408,7 +408,6 @@ fn routing_decisions_and_host_health_are_reported_per_host() {
         ("host", replica_addr.as_str()),
         ("role", "replica"),
     ];
-    let decision = |d: &'static str| [("database", "app"), ("decision", d)];
 
     let clients = client_runtime();
     clients.block_on(async {
@@ -455,22 +454,16 @@ fn routing_decisions_and_host_health_are_reported_per_host() {
         let moved = |name: &str, labels: &[(&str, &str)]| {
             after.value(name, labels) - before.value(name, labels)
         };
-        assert_eq!(
-            moved("sluice_read_routing_total", &decision("replica")),
-            2.0
-        );
-        assert_eq!(
-            moved("sluice_read_routing_total", &decision("primary_sticky")),
-            1.0
-        );
-        assert_eq!(
-            moved("sluice_read_routing_total", &decision("primary_lag")),
-            1.0
-        );
-        assert_eq!(
-            moved("sluice_read_routing_total", &decision("primary_unhealthy")),
-            0.0
-        );
+        let decisions = [
+            ("replica", 2.0),
+            ("primary_sticky", 1.0),
+            ("primary_lag", 1.0),
+            ("primary_unhealthy", 0.0),
+        ];
+        for (why, count) in decisions {
+            let labels = [("database", "app"), ("decision", why)];
+            assert_eq!(moved("sluice_read_routing_total", &labels), count, "{why}");
+        }
         assert_eq!(moved("sluice_host_served_total", &on_replica), 2.0);
         assert_eq!(moved("sluice_host_served_total", &on_primary), 2.0);
         assert!(after.value("sluice_host_replication_lag_bytes", &on_replica) > 1048576.0);
