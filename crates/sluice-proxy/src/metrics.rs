@@ -99,7 +99,7 @@ pub async fn bind(config: &Config) -> io::Result<Option<TcpListener>> {
             format!("cannot listen for metrics on {addr}: {e}"),
         )
     })?;
-    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    tracing::info!(%addr, "serving metrics at /metrics");
     Ok(Some(listener))
 }
 
