@@ -11,6 +11,7 @@
 //! - [`state`]: what the operator changes at runtime (pause, disable, shutdown).
 //! - [`janitor`]: periodic upkeep: pools, client timeouts, stats averages.
 //! - [`admin`]: the pgbouncer-compatible admin console (`psql -d pgbouncer`).
+//! - [`metrics`]: `/metrics` for Prometheus, read from the same counters.
 //! - [`net`]: the streams sessions and server connections run over (TCP,
 //!   or in-memory pipes in scenario tests) and how server streams open.
 //! - [`protocol`]: pure decode/encode of wire messages over byte slices
@@ -45,6 +46,7 @@ pub mod clock;
 pub mod config;
 pub mod frontend;
 pub mod janitor;
+pub mod metrics;
 pub mod net;
 pub mod pool;
 pub mod protocol;

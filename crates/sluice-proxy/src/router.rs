@@ -7,7 +7,7 @@
 //! [`crate::balance::route::target`] with the state kept here.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::balance::classify::Classifier;
@@ -15,7 +15,8 @@ use arc_swap::ArcSwap;
 
 use crate::balance::config::{HostAddr, LoadBalancing, StickyMode};
 use crate::balance::health::{spawn_health_checker, CheckerConfig, HealthChecker};
-use crate::balance::hosts::Hosts;
+use crate::balance::hosts::{Choice, Hosts, NoReplica};
+use crate::balance::route::{PrimaryBecause, Target};
 use crate::balance::sticky::{AnyStore, StickyError};
 use crate::config::Config;
 
@@ -31,6 +32,8 @@ pub struct BalancedDatabase {
     pub hosts: Arc<Hosts>,
     /// How the primary's WAL position was read after writing transactions.
     pub lsn_reads: LsnReads,
+    /// Where reads went, and why not to a replica (for the metrics).
+    pub reads: ReadRouting,
     /// Stops the checker tasks when the gateway goes away (`None` when
     /// health is staged by hand, as scenario tests do).
     _checker: Option<HealthChecker>,
@@ -44,6 +47,47 @@ pub struct LsnReads {
     pub pipelined: AtomicU64,
     /// Sent on its own after the transaction ended (one extra round trip).
     pub separate: AtomicU64,
+}
+
+/// Counts of the routing decisions for reads (requests a replica could
+/// serve), by outcome. Writes and requests sent to the primary by a
+/// setting or a hint are not counted: they had no choice to make.
+#[derive(Debug, Default)]
+pub struct ReadRouting {
+    /// Sent to a replica.
+    pub replica: AtomicU64,
+    /// To the primary: no replica had replayed the client's sticky position
+    /// (or the sticky store could not tell it).
+    pub primary_sticky: AtomicU64,
+    /// To the primary: every healthy replica was past the lag limits.
+    pub primary_lag: AtomicU64,
+    /// To the primary: no replica was up (and in recovery).
+    pub primary_unhealthy: AtomicU64,
+}
+
+impl ReadRouting {
+    /// Counts a decision of [`crate::balance::route::target`].
+    pub fn count_target(&self, target: Target) {
+        match target {
+            Target::Replica(index) => self.count(Choice::Replica(index)),
+            Target::Primary(PrimaryBecause::NoReplica(why)) => self.count(Choice::Primary(why)),
+            Target::Primary(_) => {}
+        }
+    }
+
+    /// Counts a decision of [`Hosts::choose`].
+    pub fn count(&self, choice: Choice) {
+        let counter = match choice {
+            Choice::Replica(_) => &self.replica,
+            Choice::Primary(NoReplica::NotCaughtUp | NoReplica::StickyUnknown) => {
+                &self.primary_sticky
+            }
+            Choice::Primary(NoReplica::TooFarBehind) => &self.primary_lag,
+            Choice::Primary(NoReplica::NoneHealthy) => &self.primary_unhealthy,
+            Choice::Primary(NoReplica::NoneConfigured) => return,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
 }
 
 /// Whether the router checks its hosts' health itself.
@@ -152,10 +196,43 @@ fn build_databases(
                     config: lb.clone(),
                     hosts,
                     lsn_reads: LsnReads::default(),
+                    reads: ReadRouting::default(),
                     _checker: checker,
                 }),
             );
         }
     }
     databases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::classify::PrimaryReason;
+
+    #[test]
+    fn read_decisions_are_counted_by_why() {
+        let reads = ReadRouting::default();
+        reads.count_target(Target::Replica(1));
+        reads.count(Choice::Replica(0));
+        for why in [NoReplica::NotCaughtUp, NoReplica::StickyUnknown] {
+            reads.count_target(Target::Primary(PrimaryBecause::NoReplica(why)));
+        }
+        reads.count(Choice::Primary(NoReplica::TooFarBehind));
+        reads.count(Choice::Primary(NoReplica::NoneHealthy));
+        // Not a read that had a choice: not counted.
+        reads.count(Choice::Primary(NoReplica::NoneConfigured));
+        reads.count_target(Target::Primary(PrimaryBecause::Statement(
+            PrimaryReason::Write,
+        )));
+        reads.count_target(Target::Primary(PrimaryBecause::SessionRoute));
+        let counts = [
+            &reads.replica,
+            &reads.primary_sticky,
+            &reads.primary_lag,
+            &reads.primary_unhealthy,
+        ]
+        .map(|c| c.load(Relaxed));
+        assert_eq!(counts, [2, 2, 1, 1]);
+    }
 }

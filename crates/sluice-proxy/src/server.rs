@@ -214,11 +214,17 @@ pub async fn run_until_shutdown(config: Arc<Config>) -> io::Result<()> {
                 ),
             )
         })?;
+    let metrics_listener = crate::metrics::bind(&config).await?;
     raise_fd_limit(&config);
     tracing::info!(addr = %listener.local_addr()?, config = %config.path.display(), "sluice proxy listening");
     let shared = Arc::new(Shared::new(config)?);
+    let metrics = metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, shared.clone())));
     tokio::spawn(handle_signals(shared.clone()));
-    serve(listener, shared, std::future::pending()).await
+    let served = serve(listener, shared, std::future::pending()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served
 }
 
 /// Turns signals into shutdowns and reloads.

@@ -185,67 +185,30 @@ impl View {
         }
     }
 
-    /// The pools grouped by (database, user), the primary's first.
-    fn groups(&self) -> BTreeMap<(String, String), Vec<&Arc<Pool>>> {
-        let mut groups: BTreeMap<(String, String), Vec<&Arc<Pool>>> = BTreeMap::new();
-        for pool in &self.pools {
-            groups
-                .entry((pool.key.database.clone(), pool.key.user.clone()))
-                .or_default()
-                .push(pool);
-        }
-        groups
-    }
-
     fn console_clients(&self) -> usize {
         self.clients.iter().filter(|c| c.pool.is_none()).count()
     }
 
     fn pools(&self) -> Table {
         let mut table = Table::new(columns::POOLS);
-        let config = self.shared.config();
-        for ((database, user), pools) in self.groups() {
-            let (mut clients, mut waiting, mut active, mut idle, mut used, mut login) =
-                (0u64, 0u32, 0u32, 0u32, 0u32, 0u32);
-            let mut max_wait = Duration::ZERO;
-            for pool in &pools {
-                let snapshot = pool.snapshot();
-                clients += pool.stats.clients.load(Relaxed);
-                waiting += snapshot.waiting;
-                active += snapshot.open - snapshot.idle - snapshot.connecting;
-                login += snapshot.connecting;
-                let limits = pool.limits();
-                let check = !limits.server_check_query.is_empty();
-                for last_used in pool_idle(&self.idle, pool) {
-                    if check && last_used.elapsed() >= limits.server_check_delay {
-                        used += 1;
-                    } else {
-                        idle += 1;
-                    }
-                }
-                max_wait = max_wait.max(snapshot.max_wait);
-            }
-            let mode = config
-                .pool_settings(&database, &user)
-                .map_or_else(|| pools[0].mode(), |s| s.pool_mode);
-            let cl_active = clients.saturating_sub(u64::from(waiting));
+        for line in pool_lines(&self.pools, &self.idle, &self.shared.config()) {
             table.push(vec![
-                v(&database),
-                v(&user),
-                v(cl_active),
-                v(waiting),
+                v(&line.database),
+                v(&line.user),
+                v(line.cl_active),
+                v(line.cl_waiting),
                 v(0),
                 v(0),
-                v(active),
+                v(line.sv_active),
                 v(0),
                 v(0),
-                v(idle),
-                v(used),
+                v(line.sv_idle),
+                v(line.sv_used),
                 v(0),
-                v(login),
-                v(max_wait.as_secs()),
-                v(max_wait.subsec_micros()),
-                v(mode),
+                v(line.sv_login),
+                v(line.max_wait.as_secs()),
+                v(line.max_wait.subsec_micros()),
+                v(line.mode),
                 None,
             ]);
         }
@@ -274,15 +237,7 @@ impl View {
 
     /// Totals per database (the console's own row last, all zero).
     fn totals_by_database(&self, config: &Config) -> BTreeMap<String, Totals> {
-        let mut totals: BTreeMap<String, Totals> = config
-            .databases
-            .keys()
-            .map(|name| (name.clone(), Totals::default()))
-            .collect();
-        for pool in &self.pools {
-            pool.stats
-                .add_to(totals.entry(pool.key.database.clone()).or_default());
-        }
+        let mut totals = totals_by_database(&self.pools, config);
         totals.insert("pgbouncer".into(), Totals::default());
         totals
     }
@@ -666,7 +621,7 @@ impl View {
             ("databases", config.databases.len() as i64 + 1),
             ("users", users as i64),
             ("peers", 0),
-            ("pools", self.groups().len() as i64 + 1),
+            ("pools", groups(&self.pools).len() as i64 + 1),
             ("peer_pools", 0),
             ("free_clients", 0),
             ("used_clients", self.clients.len() as i64),
@@ -741,6 +696,114 @@ impl View {
         }
         table
     }
+}
+
+/// The pools grouped by (database, user), the primary's first.
+fn groups(pools: &[Arc<Pool>]) -> BTreeMap<(String, String), Vec<&Arc<Pool>>> {
+    let mut groups: BTreeMap<(String, String), Vec<&Arc<Pool>>> = BTreeMap::new();
+    for pool in pools {
+        groups
+            .entry((pool.key.database.clone(), pool.key.user.clone()))
+            .or_default()
+            .push(pool);
+    }
+    groups
+}
+
+/// One (database, user) line of `SHOW POOLS`, over the pools of every
+/// host; the metrics endpoint reports the same lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolLine {
+    pub database: String,
+    pub user: String,
+    pub cl_active: u64,
+    pub cl_waiting: u32,
+    pub sv_active: u32,
+    pub sv_idle: u32,
+    /// Idle longer than `server_check_delay`: checked before reuse.
+    pub sv_used: u32,
+    pub sv_login: u32,
+    /// How long the longest waiting client has waited.
+    pub max_wait: Duration,
+    pub mode: PoolMode,
+}
+
+/// The idle server connections of `pools` by id, with when each was last
+/// used (what [`pool_lines`] needs besides the pools).
+pub fn idle_servers(pools: &[Arc<Pool>]) -> HashMap<u64, Instant> {
+    let mut idle = HashMap::new();
+    for pool in pools {
+        pool.inspect(
+            |_, _| {},
+            |server: &ServerInfo, last_used| {
+                idle.insert(server.id, last_used);
+            },
+        );
+    }
+    idle
+}
+
+/// `SHOW POOLS`' lines (without the console's), by database and user;
+/// `idle_servers`: [`idle_servers`] of the same pools.
+pub fn pool_lines(
+    pools: &[Arc<Pool>],
+    idle_servers: &HashMap<u64, Instant>,
+    config: &Config,
+) -> Vec<PoolLine> {
+    let mut lines = Vec::new();
+    for ((database, user), pools) in groups(pools) {
+        let (mut clients, mut waiting, mut active, mut idle, mut used, mut login) =
+            (0u64, 0u32, 0u32, 0u32, 0u32, 0u32);
+        let mut max_wait = Duration::ZERO;
+        for pool in &pools {
+            let snapshot = pool.snapshot();
+            clients += pool.stats.clients.load(Relaxed);
+            waiting += snapshot.waiting;
+            active += snapshot.open - snapshot.idle - snapshot.connecting;
+            login += snapshot.connecting;
+            let limits = pool.limits();
+            let check = !limits.server_check_query.is_empty();
+            for last_used in pool_idle(idle_servers, pool) {
+                if check && last_used.elapsed() >= limits.server_check_delay {
+                    used += 1;
+                } else {
+                    idle += 1;
+                }
+            }
+            max_wait = max_wait.max(snapshot.max_wait);
+        }
+        let mode = config
+            .pool_settings(&database, &user)
+            .map_or_else(|| pools[0].mode(), |s| s.pool_mode);
+        lines.push(PoolLine {
+            cl_active: clients.saturating_sub(u64::from(waiting)),
+            cl_waiting: waiting,
+            sv_active: active,
+            sv_idle: idle,
+            sv_used: used,
+            sv_login: login,
+            max_wait,
+            mode,
+            database,
+            user,
+        });
+    }
+    lines
+}
+
+/// The pools' counters summed per database (`SHOW STATS`' totals), every
+/// configured database included.
+pub fn totals_by_database(pools: &[Arc<Pool>], config: &Config) -> BTreeMap<String, Totals> {
+    let mut totals: BTreeMap<String, Totals> = config
+        .databases
+        .keys()
+        .map(|name| (name.clone(), Totals::default()))
+        .collect();
+    for pool in pools {
+        pool.stats
+            .add_to(totals.entry(pool.key.database.clone()).or_default());
+    }
+    totals
 }
 
 /// Which of SHOW STATS's halves.

@@ -230,7 +230,9 @@ impl Balancing {
             if !self.read_only_session || config.is_primary_only(&self.user) {
                 return None;
             }
-            return match self.db.hosts.choose(None, &Limits::from(config)) {
+            let choice = self.db.hosts.choose(None, &Limits::from(config));
+            self.db.reads.count(choice);
+            return match choice {
                 Choice::Replica(index) => Some(index),
                 Choice::Primary(_) => None,
             };
@@ -244,6 +246,10 @@ impl Balancing {
             &self.db.hosts,
             executes,
         );
+        if executes {
+            // (A request that only prepares is routed again when it runs.)
+            self.db.reads.count_target(target);
+        }
         match target {
             Target::Replica(index) => Some(index),
             Target::Primary(why) => {

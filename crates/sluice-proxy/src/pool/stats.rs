@@ -3,6 +3,27 @@
 //! where pgbouncer reports per database).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (microseconds) of the wait-time histogram's buckets (the
+/// metrics endpoint's `sluice_client_wait_seconds`); a last bucket counts
+/// the longer waits.
+pub const WAIT_BUCKETS_US: [u64; 14] = [
+    100,
+    500,
+    1_000,
+    5_000,
+    10_000,
+    50_000,
+    100_000,
+    500_000,
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
+    120_000_000,
+];
 
 /// Counters of one pool. Times are in microseconds.
 #[derive(Debug, Default)]
@@ -29,6 +50,9 @@ pub struct PoolStats {
     pub bind_count: AtomicU64,
     /// Checkouts that had to wait.
     pub waits: AtomicU64,
+    /// Those waits by length: one count per [`WAIT_BUCKETS_US`] bucket
+    /// (not cumulative), then the waits longer than the last bound.
+    pub wait_buckets: [AtomicU64; WAIT_BUCKETS_US.len() + 1],
     /// Server connections opened, and attempts that failed.
     pub server_connects: AtomicU64,
     pub server_connect_errors: AtomicU64,
@@ -57,6 +81,16 @@ pub struct Totals {
 }
 
 impl PoolStats {
+    /// A client waited `waited` for a server connection (only checkouts
+    /// that waited come here: those that found one free cost nothing).
+    pub fn observe_wait(&self, waited: Duration) {
+        let us = waited.as_micros() as u64;
+        self.waits.fetch_add(1, Relaxed);
+        self.wait_time_us.fetch_add(us, Relaxed);
+        let bucket = WAIT_BUCKETS_US.partition_point(|&bound| bound < us);
+        self.wait_buckets[bucket].fetch_add(1, Relaxed);
+    }
+
     /// Adds this pool's counters to `totals`.
     pub fn add_to(&self, totals: &mut Totals) {
         totals.server_assignment_count += self.server_assignment_count.load(Relaxed);
@@ -155,5 +189,27 @@ mod tests {
         assert_eq!(averages.xact_time_us, 100, "per transaction");
         assert_eq!(averages.wait_time_us, 10, "per assignment");
         assert_eq!(averages.query_time_us, 0, "no query time passed");
+    }
+
+    #[test]
+    fn waits_land_in_the_bucket_of_their_upper_bound() {
+        let stats = PoolStats::default();
+        for us in [0, 100, 101, 120_000_000, 120_000_001, 3_600_000_000] {
+            stats.observe_wait(Duration::from_micros(us));
+        }
+        let buckets: Vec<u64> = stats.wait_buckets.iter().map(|b| b.load(Relaxed)).collect();
+        // 0 and 100 µs: the first bucket (le 100 µs); 101 µs: the second;
+        // 120 s: the last bound's; beyond it: the overflow bucket.
+        let mut expected = vec![0; WAIT_BUCKETS_US.len() + 1];
+        expected[0] = 2;
+        expected[1] = 1;
+        expected[WAIT_BUCKETS_US.len() - 1] = 1;
+        expected[WAIT_BUCKETS_US.len()] = 2;
+        assert_eq!(buckets, expected);
+        assert_eq!(stats.waits.load(Relaxed), 6);
+        assert_eq!(
+            stats.wait_time_us.load(Relaxed),
+            100 + 101 + 120_000_000 + 120_000_001 + 3_600_000_000
+        );
     }
 }

@@ -243,11 +243,7 @@ impl<'a> Acquire<'a> {
                 .fetch_add(1, Relaxed);
         }
         if let Some(since) = self.since {
-            let stats = &self.pool.stats;
-            stats.waits.fetch_add(1, Relaxed);
-            stats
-                .wait_time_us
-                .fetch_add(since.elapsed().as_micros() as u64, Relaxed);
+            self.pool.stats.observe_wait(since.elapsed());
         }
         Poll::Ready(got)
     }
