@@ -12,7 +12,7 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-apt_packages=(postgresql-15 postgresql-client-15 postgresql-contrib redis-server pgbouncer python3-venv libclang-dev)
+apt_packages=(postgresql-15 postgresql-client-15 postgresql-contrib redis-server pgbouncer prometheus-pgbouncer-exporter python3-venv libclang-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   # The packages' own services are not wanted: Sluice starts its own servers on loopback ports.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for svc in postgresql redis-server pgbouncer; do
+  for svc in postgresql redis-server pgbouncer prometheus-pgbouncer-exporter; do
     as_root service "$svc" stop >/dev/null 2>&1 || true
   done
 else

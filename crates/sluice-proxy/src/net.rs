@@ -26,17 +26,30 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// without holding a read buffer. A stream that cannot tell resolves at
     /// once (its reader then waits with a buffer).
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+
+    /// Writes what fits without waiting (a last message to a client being
+    /// closed from outside its task).
+    fn write_now(&mut self, bytes: &[u8]);
 }
 
 impl ClientStream for TcpStream {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         TcpStream::readable(self)
     }
+
+    fn write_now(&mut self, bytes: &[u8]) {
+        let _ = self.try_write(bytes);
+    }
 }
 
 impl ClientStream for DuplexStream {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         std::future::ready(Ok(()))
+    }
+
+    fn write_now(&mut self, bytes: &[u8]) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(self).poll_write(&mut cx, bytes);
     }
 }
 

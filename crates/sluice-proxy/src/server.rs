@@ -17,23 +17,42 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use crate::cancel::CancelRegistry;
-use crate::config::Config;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
+use std::sync::Mutex;
+
+use arc_swap::ArcSwap;
+
+use crate::clients::Clients;
+use crate::config::{Config, ConfigError};
 use crate::net::{Connector, TcpConnector};
+use crate::pool::stats::{Averages, Totals};
 use crate::pool::Pools;
 use crate::protocol::{self, sqlstate, Startup};
 use crate::router::{HealthChecks, Router};
+use crate::state::{GatewayState, Shutdown};
 
 /// What every client task shares, passed explicitly (no globals).
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The configuration now; a reload (`SIGHUP`, `RELOAD`, `SET`) swaps
+    /// it whole. Read it with [`Shared::config`].
+    config: ArcSwap<Config>,
     pub pools: Pools,
-    pub cancels: Arc<CancelRegistry>,
+    /// Every logged-in client.
+    pub clients: Arc<Clients>,
     /// Load balancing: host tables, health checkers, classifier, sticky store.
     pub router: Router,
+    /// Paused, suspended, disabled, shutting down.
+    pub state: GatewayState,
+    /// Clients connected and still logging in (`SHOW LISTS`' login_clients).
+    pub logging_in: AtomicU32,
+    /// Client connections open, logged in or not (for `max_client_conn`).
+    pub connections: AtomicU32,
+    /// `SHOW STATS`' averages per database over the last `stats_period`.
+    averages: Mutex<HashMap<String, Averages>>,
     next_statement: AtomicU64,
 }
 
@@ -54,12 +73,82 @@ impl Shared {
     ) -> io::Result<Shared> {
         let router = Router::start(&config, checks).map_err(io::Error::other)?;
         Ok(Shared {
-            config,
+            config: ArcSwap::new(config),
             pools: Pools::new(connector),
-            cancels: Arc::new(CancelRegistry::default()),
+            clients: Arc::default(),
             router,
+            state: GatewayState::default(),
+            logging_in: AtomicU32::new(0),
+            connections: AtomicU32::new(0),
+            averages: Mutex::default(),
             next_statement: AtomicU64::new(1),
         })
+    }
+
+    /// The configuration now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Re-reads the configuration file (`SIGHUP`, `RELOAD`). A file that
+    /// does not load is refused and logged as `file:line: message`; the
+    /// settings in force keep serving.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let current = self.config();
+        let mut next = match Config::load(&current.path) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::error!("reload refused, keeping the running configuration: {error}");
+                return Err(error);
+            }
+        };
+        next.auth.keep_learned_keys(&current.auth);
+        self.apply(next);
+        tracing::info!(config = %current.path.display(), "configuration reloaded");
+        Ok(())
+    }
+
+    /// Puts `next` in force: pools, limits, load balancing. Settings that
+    /// need a restart (the listening address, threads, metrics) are logged.
+    pub fn apply(&self, next: Config) {
+        let current = self.config();
+        let p = (&current.proxy, &next.proxy);
+        if p.0.listen_addr.get_ref() != p.1.listen_addr.get_ref()
+            || p.0.listen_port != p.1.listen_port
+            || p.0.worker_threads != p.1.worker_threads
+            || p.0.metrics_listen_addr != p.1.metrics_listen_addr
+            || p.0.metrics_port != p.1.metrics_port
+        {
+            tracing::warn!(
+                "listen address, worker threads and metrics settings change only at restart"
+            );
+        }
+        self.pools.reconfigure(&next);
+        self.router.reconfigure(&next);
+        self.config.store(Arc::new(next));
+    }
+
+    /// `SHOW STATS`' averages per database, as of the last `stats_period`.
+    pub fn averages(&self) -> HashMap<String, Averages> {
+        self.averages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The janitor's averages of the period that just ended.
+    pub fn set_averages(&self, averages: HashMap<String, Averages>) {
+        *self.averages.lock().unwrap_or_else(|e| e.into_inner()) = averages;
+    }
+
+    /// The pools' counters summed per database.
+    pub fn totals_by_database(&self) -> HashMap<String, Totals> {
+        let mut totals: HashMap<String, Totals> = HashMap::new();
+        for pool in self.pools.all() {
+            pool.stats
+                .add_to(totals.entry(pool.key.database.clone()).or_default());
+        }
+        totals
     }
 
     /// A fresh gateway-wide prepared statement id.
@@ -109,8 +198,11 @@ impl Drop for Gateway {
     }
 }
 
-/// Runs the gateway for `sluice proxy` until Ctrl-C or SIGTERM.
-pub async fn run_until_ctrl_c(config: Arc<Config>) -> io::Result<()> {
+/// Runs the gateway for `sluice proxy` until it shuts down: `SIGTERM`
+/// drains (each client closed at its next transaction boundary), `SIGINT`
+/// waits for every server connection to be released, a second signal (or
+/// `shutdown_timeout`) closes the rest; `SIGHUP` reloads the configuration.
+pub async fn run_until_shutdown(config: Arc<Config>) -> io::Result<()> {
     let listener = TcpListener::bind((config.listen_ip, config.proxy.listen_port))
         .await
         .map_err(|e| {
@@ -122,19 +214,48 @@ pub async fn run_until_ctrl_c(config: Arc<Config>) -> io::Result<()> {
                 ),
             )
         })?;
+    let metrics_listener = crate::metrics::bind(&config).await?;
     raise_fd_limit(&config);
     tracing::info!(addr = %listener.local_addr()?, config = %config.path.display(), "sluice proxy listening");
     let shared = Arc::new(Shared::new(config)?);
-    serve(listener, shared, async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
-    })
-    .await
+    let metrics = metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, shared.clone())));
+    tokio::spawn(handle_signals(shared.clone()));
+    let served = serve(listener, shared, std::future::pending()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served
+}
+
+/// Turns signals into shutdowns and reloads.
+async fn handle_signals(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        let mode = tokio::select! {
+            _ = term.recv() => Shutdown::Drain,
+            _ = int.recv() => Shutdown::WaitForServers,
+            _ = hup.recv() => {
+                let _ = shared.reload();
+                continue;
+            }
+        };
+        let mode = if shared.state.shutdown() == Shutdown::No {
+            mode
+        } else {
+            // A second signal: close the rest now.
+            Shutdown::Immediate
+        };
+        tracing::info!(?mode, "shutting down");
+        shared.state.begin_shutdown(mode);
+    }
 }
 
 /// Raises the open-file soft limit towards the hard limit so that
@@ -165,23 +286,32 @@ fn raise_fd_limit(config: &Config) {
     }
 }
 
-/// Accepts clients until `shutdown` completes, then ends every session.
+/// Accepts clients until the gateway shuts down (`stop` completing closes
+/// everything at once), then drains as the shutdown mode says.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    shutdown: impl Future<Output = ()>,
+    stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let limit = Arc::new(Semaphore::new(shared.config.proxy.max_client_conn as usize));
     let mut clients = JoinSet::new();
-    let janitor = tokio::spawn(janitor(shared.clone()));
-    tokio::pin!(shutdown);
+    let janitor = tokio::spawn(crate::janitor::run(shared.clone()));
+    let mut shutdown = shared.state.watch_shutdown();
+    tokio::pin!(stop);
     let mut backoff = Duration::from_millis(10);
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut stop => {
+                shared.state.begin_shutdown(Shutdown::Immediate);
+                break;
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() != Shutdown::No {
+                    break;
+                }
+            }
             Some(_) = clients.join_next(), if !clients.is_empty() => {}
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed; backing off");
@@ -192,24 +322,94 @@ pub async fn serve(
                 };
                 backoff = Duration::from_millis(10);
                 let _ = stream.set_nodelay(true);
-                match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let shared = shared.clone();
-                        clients.spawn(async move {
-                            crate::frontend::serve(stream, shared).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => {
-                        tokio::spawn(refuse_client(stream));
-                    }
-                }
+                let max = shared.config().proxy.max_client_conn;
+                let Some(connection) = Connection::count(&shared, max) else {
+                    tokio::spawn(refuse_client(stream));
+                    continue;
+                };
+                let shared = shared.clone();
+                let accepted = crate::frontend::Accepted::over_tcp(peer, &stream);
+                let abort = accepted.abort.clone();
+                let task = clients.spawn(async move {
+                    crate::frontend::serve(stream, shared, accepted).await;
+                    drop(connection);
+                });
+                let _ = abort.set(task);
             }
         }
     }
+    // No new client from here on.
+    drop(listener);
+    drain(&shared, &mut clients, &mut stop).await;
     janitor.abort();
     clients.shutdown().await;
+    tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// A client connection counted against `max_client_conn` while it lives.
+struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Counts one more connection, unless `max` are open.
+    fn count(shared: &Arc<Shared>, max: u32) -> Option<Connection> {
+        shared
+            .connections
+            .fetch_update(Relaxed, Relaxed, |open| (open < max).then_some(open + 1))
+            .ok()?;
+        Some(Connection {
+            shared: shared.clone(),
+        })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The shutdown after the listener closed: a drain closes each client at
+/// its transaction boundary and waits until none is left; waiting for
+/// servers waits until no client holds one; either way for at most
+/// `shutdown_timeout`, after which (or after `stop`, or a second signal)
+/// the caller closes the rest.
+async fn drain(
+    shared: &Arc<Shared>,
+    clients: &mut JoinSet<()>,
+    stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) {
+    let mode = shared.state.shutdown();
+    if mode == Shutdown::Drain {
+        for client in shared.clients.all() {
+            client.drain(sqlstate::PROTOCOL_VIOLATION, "server shutting down");
+        }
+    }
+    let timeout = shared.config().proxy.shutdown_timeout.0;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut shutdown = shared.state.watch_shutdown();
+    loop {
+        let done = match shared.state.shutdown() {
+            Shutdown::Drain => clients.is_empty(),
+            Shutdown::WaitForServers => !shared.clients.all().iter().any(|c| c.holds_server()),
+            Shutdown::Immediate | Shutdown::No => true,
+        };
+        if done {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(?timeout, clients = clients.len(), "shutdown_timeout: closing the remaining clients");
+                return;
+            }
+            _ = &mut *stop => return,
+            _ = shutdown.changed() => {}
+            Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
 }
 
 /// Tells a client over max_client_conn why it cannot come in (SQLSTATE 53300).
@@ -242,23 +442,4 @@ async fn refuse_client(mut stream: TcpStream) {
         stream.shutdown().await
     };
     let _: Result<io::Result<()>, _> = tokio::time::timeout(Duration::from_secs(5), answer).await;
-}
-
-/// Periodic upkeep of every pool: idle reaping and min_pool_size.
-async fn janitor(shared: Arc<Shared>) {
-    let period = shared
-        .config
-        .proxy
-        .server_idle_timeout
-        .0
-        .div_f64(4.0)
-        .clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        for pool in shared.pools.all() {
-            pool.maintain().await;
-        }
-    }
 }

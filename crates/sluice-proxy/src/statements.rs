@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::ServerConn;
+use crate::backend::{Sent, ServerConn};
 use crate::balance::classify::Classification;
 use crate::protocol::{self, client_tag, Frontend, Messages, ProtocolError};
 
@@ -58,17 +58,16 @@ impl ClientStatements {
     /// Parse injected for statements this server does not have yet, and
     /// Close for ones evicted to stay within `limit` (max_prepared_statements).
     /// `new_statement` makes the gateway's record of a statement a client
-    /// Parses (a fresh id, its classification). Returns the number of
-    /// batches (Query, Sync) sent.
+    /// Parses (a fresh id, its classification).
     pub fn rewrite(
         &mut self,
         request: &[u8],
         srv: &mut ServerConn,
         limit: usize,
         mut new_statement: impl FnMut(&[u8], &[u8]) -> Statement,
-    ) -> Result<u64, ProtocolError> {
+    ) -> Result<Sent, ProtocolError> {
         let mut name = Vec::new();
-        let mut batches = 0;
+        let mut sent = Sent::default();
         for message in Messages::new(request) {
             let msg = message.bytes;
             match protocol::decode_frontend(msg)? {
@@ -77,6 +76,8 @@ impl ClientStatements {
                     query,
                     param_types,
                 } if !client_name.is_empty() => {
+                    sent.client_parses += 1;
+                    sent.server_parses += 1;
                     let statement = new_statement(query, param_types);
                     let id = statement.id;
                     self.register(client_name, statement);
@@ -91,8 +92,9 @@ impl ClientStatements {
                     statement,
                     rest,
                 } if !statement.is_empty() && self.by_name.contains_key(statement) => {
+                    sent.binds += 1;
                     let stmt = &self.by_name[statement];
-                    ensure_prepared(srv, stmt, limit, &mut name);
+                    sent.server_parses += u64::from(ensure_prepared(srv, stmt, limit, &mut name));
                     protocol::bind(&mut srv.wbuf, portal, &name, rest);
                     srv.outstanding.sent(client_tag::BIND);
                 }
@@ -101,7 +103,7 @@ impl ClientStatements {
                     name: client_name,
                 } if !client_name.is_empty() && self.by_name.contains_key(client_name) => {
                     let stmt = &self.by_name[client_name];
-                    ensure_prepared(srv, stmt, limit, &mut name);
+                    sent.server_parses += u64::from(ensure_prepared(srv, stmt, limit, &mut name));
                     protocol::describe_or_close(&mut srv.wbuf, client_tag::DESCRIBE, b'S', &name);
                     srv.outstanding.sent(client_tag::DESCRIBE);
                 }
@@ -125,6 +127,8 @@ impl ClientStatements {
                     srv.outstanding.sent_close(false);
                 }
                 Frontend::Parse { .. } => {
+                    sent.client_parses += 1;
+                    sent.server_parses += 1;
                     srv.wbuf.extend_from_slice(msg);
                     srv.outstanding.sent_parse(None, false);
                 }
@@ -135,13 +139,17 @@ impl ClientStatements {
                 _ => {
                     srv.wbuf.extend_from_slice(msg);
                     srv.outstanding.sent(msg[0]);
-                    if matches!(msg[0], client_tag::QUERY | client_tag::SYNC) {
-                        batches += 1;
-                    }
+                    sent.batches +=
+                        u64::from(matches!(msg[0], client_tag::QUERY | client_tag::SYNC));
+                    sent.binds += u64::from(msg[0] == client_tag::BIND);
                 }
             }
         }
-        Ok(batches)
+        srv.info.prepared_statements.store(
+            srv.prepared.len() as u32,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(sent)
     }
 }
 
@@ -156,9 +164,16 @@ fn make_room(srv: &mut ServerConn, limit: usize, name: &mut Vec<u8>) {
 }
 
 /// Makes sure `srv` has `stmt` prepared (injecting a Parse whose
-/// ParseComplete the client will not see); leaves its server name in `name`.
-fn ensure_prepared(srv: &mut ServerConn, stmt: &Statement, limit: usize, name: &mut Vec<u8>) {
-    if !srv.prepared.contains(stmt.id) {
+/// ParseComplete the client will not see); leaves its server name in
+/// `name`. Whether a Parse was injected.
+fn ensure_prepared(
+    srv: &mut ServerConn,
+    stmt: &Statement,
+    limit: usize,
+    name: &mut Vec<u8>,
+) -> bool {
+    let injected = !srv.prepared.contains(stmt.id);
+    if injected {
         make_room(srv, limit, name);
         statement_name(stmt.id, name);
         protocol::parse(&mut srv.wbuf, name, &stmt.query, &stmt.param_types);
@@ -166,6 +181,7 @@ fn ensure_prepared(srv: &mut ServerConn, stmt: &Statement, limit: usize, name: &
     }
     srv.prepared.touch(stmt.id);
     statement_name(stmt.id, name);
+    injected
 }
 
 /// The server-side name of the gateway's statement `id`.
@@ -211,6 +227,15 @@ impl PreparedSet {
 
     pub fn clear(&mut self) {
         self.used.clear();
+    }
+
+    /// How many it holds.
+    pub fn len(&self) -> usize {
+        self.used.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used.is_empty()
     }
 }
 

@@ -235,6 +235,25 @@ impl AuthFile {
         self.users.get(user)
     }
 
+    /// Every user in the file.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// After a reload: a user whose SCRAM secret did not change keeps the
+    /// ClientKey its clients already revealed (SCRAM pass-through goes on
+    /// working without a new client login).
+    pub fn keep_learned_keys(&mut self, previous: &AuthFile) {
+        for (user, secret) in &mut self.users {
+            let Some(old) = previous.users.get(user) else {
+                continue;
+            };
+            if secret.scram.is_some() && secret.scram == old.scram {
+                secret.client_key = old.client_key.clone();
+            }
+        }
+    }
+
     /// The alphabetically first user whose plain password is known (the
     /// gateway can log in to servers as that user on its own).
     pub fn first_user_with_password(&self) -> Option<&str> {

@@ -6,14 +6,19 @@
 //! ReadyForQuery.
 
 use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
-use super::{params, BackendError, Outstanding, Params, ServerConn, ServerTarget};
+use super::NEXT_SERVER_ID;
+use super::{params, BackendError, Outstanding, Params, ServerConn, ServerInfo, ServerTarget};
 use crate::auth::{ScramClient, ScramClientError};
+use crate::clock;
+use crate::net::ServerStream;
 use crate::protocol::{self, server_tag, TxStatus};
 use crate::statements::PreparedSet;
 
@@ -31,12 +36,22 @@ impl ServerConn {
             Ok(Err(source)) => return Err(BackendError::Connect { addr, source }),
             Ok(Ok(stream)) => stream,
         };
+        let local = stream_local_addr(&stream);
         let mut conn = ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: BytesMut::with_capacity(4 * 1024),
-            pid: 0,
-            secret: 0,
+            info: Arc::new(ServerInfo {
+                id: 0,
+                target: target.clone(),
+                pid: 0,
+                secret: 0,
+                local,
+                connect_time: SystemTime::now(),
+                opened_us: clock::now_us(),
+                close_needed: AtomicBool::new(false),
+                prepared_statements: AtomicU32::new(0),
+            }),
             target: target.clone(),
             params: Params::default(),
             status: TxStatus::Idle,
@@ -46,6 +61,7 @@ impl ServerConn {
             streaming: 0,
             broken: false,
             last_used: Instant::now(),
+            listed: None,
         };
         match tokio::time::timeout(target.connect_timeout, conn.log_in()).await {
             Err(_) => Err(BackendError::ConnectTimeout { addr }),
@@ -158,8 +174,19 @@ impl ServerConn {
                     params::apply_parameter_status(&mut self.params, &body);
                 }
                 server_tag::BACKEND_KEY_DATA if body.len() == 8 => {
-                    self.pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    self.secret = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    // Nobody shares the info yet: it is rebuilt with the key.
+                    let info = &self.info;
+                    self.info = Arc::new(ServerInfo {
+                        id: NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed),
+                        target: info.target.clone(),
+                        pid: i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                        secret: i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+                        local: info.local,
+                        connect_time: info.connect_time,
+                        opened_us: info.opened_us,
+                        close_needed: AtomicBool::new(false),
+                        prepared_statements: AtomicU32::new(0),
+                    });
                 }
                 server_tag::ERROR_RESPONSE => {
                     return Err(BackendError::Server {
@@ -174,6 +201,14 @@ impl ServerConn {
                 _ => {} // NoticeResponse, NegotiateProtocolVersion: nothing to do
             }
         }
+    }
+}
+
+/// The gateway's end of a server connection (`None` when not over TCP).
+fn stream_local_addr(stream: &ServerStream) -> Option<SocketAddr> {
+    match stream {
+        ServerStream::Tcp(tcp) => tcp.local_addr().ok(),
+        ServerStream::Other(_) => None,
     }
 }
 

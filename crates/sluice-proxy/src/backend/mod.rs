@@ -19,8 +19,10 @@ pub mod outstanding;
 pub mod params;
 
 use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -124,6 +126,64 @@ impl ServerTarget {
     }
 }
 
+/// What others may know of a server connection while a client holds it:
+/// the key for forwarding cancel requests, and what the console shows.
+#[derive(Debug)]
+pub struct ServerInfo {
+    /// The console's `id` for it.
+    pub id: u64,
+    pub target: Arc<ServerTarget>,
+    /// The server's BackendKeyData.
+    pub pid: i32,
+    pub secret: i32,
+    /// The gateway's end of the connection.
+    pub local: Option<SocketAddr>,
+    pub connect_time: SystemTime,
+    /// When it was opened ([`clock::now_us`]), for `server_lifetime`.
+    pub opened_us: u64,
+    /// Close it when it is released (`RECONNECT`, a reload that changed
+    /// where the pool's servers are).
+    pub close_needed: AtomicBool,
+    /// The gateway's prepared statements it holds.
+    pub prepared_statements: AtomicU32,
+}
+
+impl ServerInfo {
+    /// `SHOW SERVERS`'s `ptr`: a stable identity for linking to clients.
+    pub fn ptr(&self) -> String {
+        format!("{:#x}", self as *const ServerInfo as usize)
+    }
+}
+
+/// The server connections of one pool, as the console lists them. Each
+/// connection removes itself when it closes.
+#[derive(Debug, Default)]
+pub struct ServerList {
+    servers: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<ServerInfo>>>,
+}
+
+impl ServerList {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Arc<ServerInfo>>> {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every open connection, by id.
+    pub fn all(&self) -> Vec<Arc<ServerInfo>> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// Gateway-wide server connection ids.
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A logged-in server connection.
 pub struct ServerConn {
     pub stream: ServerStream,
@@ -131,9 +191,8 @@ pub struct ServerConn {
     pub rbuf: BytesMut,
     /// A request being assembled for the server.
     pub wbuf: BytesMut,
-    /// The server's BackendKeyData, for forwarding cancels.
-    pub pid: i32,
-    pub secret: i32,
+    /// Its key and what the console shows of it.
+    pub info: Arc<ServerInfo>,
     pub target: Arc<ServerTarget>,
     /// Parameters the server session runs with (as far as the gateway knows).
     pub params: Params,
@@ -149,19 +208,40 @@ pub struct ServerConn {
     /// Something went wrong mid-exchange: never reuse.
     pub broken: bool,
     pub last_used: Instant,
+    /// The pool's list this connection is on, if any.
+    listed: Option<Arc<ServerList>>,
+}
+
+impl Drop for ServerConn {
+    fn drop(&mut self) {
+        if let Some(list) = self.listed.take() {
+            list.lock().remove(&self.info.id);
+        }
+    }
 }
 
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConn")
             .field("addr", &self.target.addr())
-            .field("pid", &self.pid)
+            .field("pid", &self.info.pid)
             .field("status", &self.status)
             .finish()
     }
 }
 
 impl ServerConn {
+    /// Puts the connection on `list` (its pool's), for as long as it is open.
+    pub fn list_on(&mut self, list: &Arc<ServerList>) {
+        list.lock().insert(self.info.id, self.info.clone());
+        self.listed = Some(list.clone());
+    }
+
+    /// The server's backend process id.
+    pub fn pid(&self) -> i32 {
+        self.info.pid
+    }
+
     fn protocol_error(&self, message: &str) -> BackendError {
         BackendError::Protocol {
             addr: self.target.addr(),
@@ -324,20 +404,28 @@ impl ServerConn {
     /// `request`, sent as they are. With `track_statements` (transaction
     /// pooling renames prepared statements), unnamed Parse and Close are
     /// queued too, as their answers come in order with the gateway's own.
-    /// Returns the number of batches (Query, Sync) sent.
-    pub fn note_sent_request(&mut self, request: &[u8], track_statements: bool) -> u64 {
-        let mut batches = 0;
+    pub fn note_sent_request(&mut self, request: &[u8], track_statements: bool) -> Sent {
+        let mut sent = Sent::default();
         for message in protocol::Messages::new(request) {
             match message.tag() {
-                client_tag::PARSE if track_statements => self.outstanding.sent_parse(None, false),
+                client_tag::PARSE => {
+                    sent.client_parses += 1;
+                    sent.server_parses += 1;
+                    if track_statements {
+                        self.outstanding.sent_parse(None, false);
+                    } else {
+                        self.outstanding.sent(client_tag::PARSE);
+                    }
+                }
                 client_tag::CLOSE if track_statements => self.outstanding.sent_close(false),
                 tag => {
                     self.outstanding.sent(tag);
-                    batches += u64::from(matches!(tag, client_tag::QUERY | client_tag::SYNC));
+                    sent.batches += u64::from(matches!(tag, client_tag::QUERY | client_tag::SYNC));
+                    sent.binds += u64::from(tag == client_tag::BIND);
                 }
             }
         }
-        batches
+        sent
     }
 
     /// Takes note of a server message the relay must look at (see
@@ -393,6 +481,18 @@ pub fn must_observe(tag: u8) -> bool {
             | server_tag::COPY_OUT_RESPONSE
             | server_tag::COPY_BOTH_RESPONSE
     )
+}
+
+/// What a request sent to a server held, for the pool's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Batches (Query, Sync).
+    pub batches: u64,
+    /// Parse messages the client sent, and Parse messages the server got
+    /// (the gateway's re-prepares included).
+    pub client_parses: u64,
+    pub server_parses: u64,
+    pub binds: u64,
 }
 
 /// What [`ServerConn::observe`] made of a server message.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::classify::{Classification, Classifier, Effect, RouteSetting, SluiceCommand};
-use super::config::{LoadBalancing, StickyMode};
+use super::config::StickyMode;
 use super::hosts::{Choice, InFlight, Limits};
 use super::lsn::Lsn;
 use super::request::{self, Classified};
@@ -196,11 +196,8 @@ impl Balancing {
 
     /// The WAL position a replica must have replayed to serve this
     /// session's reads (`None`: any replica may).
-    pub async fn sticky_requirement(
-        &self,
-        config: &LoadBalancing,
-        store: Option<&AnyStore>,
-    ) -> Option<Lsn> {
+    pub async fn sticky_requirement(&self, store: Option<&AnyStore>) -> Option<Lsn> {
+        let config = &self.db.config;
         match config.sticky {
             StickyMode::Off => None,
             StickyMode::Connection => self.own_position(config.sticky_ttl),
@@ -219,12 +216,12 @@ impl Balancing {
     /// request that only prepares takes no round-robin turn).
     pub fn choose(
         &self,
-        config: &LoadBalancing,
         mode: PoolMode,
         verdict: &Classification,
         sticky: Option<Lsn>,
         executes: bool,
     ) -> Option<usize> {
+        let config = &self.db.config;
         if self.retry.replica_failures > self.replica_pools.len() {
             return None;
         }
@@ -233,7 +230,9 @@ impl Balancing {
             if !self.read_only_session || config.is_primary_only(&self.user) {
                 return None;
             }
-            return match self.db.hosts.choose(None, &Limits::from(config)) {
+            let choice = self.db.hosts.choose(None, &Limits::from(config));
+            self.db.reads.count(choice);
+            return match choice {
                 Choice::Replica(index) => Some(index),
                 Choice::Primary(_) => None,
             };
@@ -247,6 +246,10 @@ impl Balancing {
             &self.db.hosts,
             executes,
         );
+        if executes {
+            // (A request that only prepares is routed again when it runs.)
+            self.db.reads.count_target(target);
+        }
         match target {
             Target::Replica(index) => Some(index),
             Target::Primary(why) => {
@@ -365,13 +368,12 @@ impl Balancing {
     /// pooling anyway: its next request may get another server connection.
     pub fn probe_fits(
         &self,
-        config: &LoadBalancing,
         classifier: &Classifier,
         statements: &ClientStatements,
         request: &[u8],
         srv: &ServerConn,
     ) -> bool {
-        let fits = config.sticky != StickyMode::Off
+        let fits = self.db.config.sticky != StickyMode::Off
             && self.on_replica.is_none()
             && self.writes == WritePhase::Wrote
             && srv.outstanding.idle()
@@ -430,8 +432,8 @@ impl Balancing {
     /// At a ReadyForQuery: is this the end of a transaction that wrote on
     /// the primary (idle, nothing else owed, sticky on)? Then the client
     /// must not see it before the write's position is recorded.
-    pub fn hold_ready(&mut self, sticky: StickyMode, srv: &ServerConn) -> bool {
-        let hold = sticky != StickyMode::Off
+    pub fn hold_ready(&mut self, srv: &ServerConn) -> bool {
+        let hold = self.db.config.sticky != StickyMode::Off
             && self.writes == WritePhase::Wrote
             && self.on_replica.is_none()
             && srv.status == TxStatus::Idle

@@ -7,7 +7,8 @@
 //! type errors (including unknown keys, thanks to `deny_unknown_fields`), and
 //! values needing more than a type check are read as [`toml::Spanned`] so their
 //! line is known too. The `auth_file` uses pgbouncer's userlist format and
-//! reports its own `file:line` errors.
+//! reports its own `file:line` errors. A pgbouncer INI file is read too
+//! ([`ini`]), converted to this TOML.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +19,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use toml::Spanned;
+
+pub mod ini;
+pub mod settings;
 
 use crate::auth::{AuthFile, AuthFileError};
 use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
@@ -40,14 +44,31 @@ pub enum ConfigError {
     AuthFile(#[from] AuthFileError),
 }
 
+/// A `[proxy]` value that cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub &'static str);
+
 /// How long a client keeps a server connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum PoolMode {
     /// From login to logout; the server is reset with `server_reset_query`.
     Session,
     /// From the first statement of a transaction until `ReadyForQuery` says idle.
     Transaction,
+}
+
+impl PoolMode {
+    /// Reads back `mode as u8`.
+    pub fn from_u8(value: u8) -> PoolMode {
+        if value == PoolMode::Transaction as u8 {
+            PoolMode::Transaction
+        } else {
+            PoolMode::Session
+        }
+    }
 }
 
 impl fmt::Display for PoolMode {
@@ -153,6 +174,46 @@ pub struct ProxySettings {
     /// like pgbouncer on one thread, which costs the least CPU per
     /// transaction; 0 uses one thread per CPU core.
     pub worker_threads: u32,
+    /// Users who may run every console command (`psql -d pgbouncer`).
+    #[serde(deserialize_with = "user_list")]
+    pub admin_users: Vec<String>,
+    /// Users who may run the console's `SHOW` commands.
+    #[serde(deserialize_with = "user_list")]
+    pub stats_users: Vec<String>,
+    /// Server connections per database, all users together (0 = no limit).
+    pub max_db_connections: u32,
+    /// Server connections per user, all databases together (0 = no limit).
+    pub max_user_connections: u32,
+    /// Client connections per database (0 = no limit).
+    pub max_db_client_connections: u32,
+    /// Client connections per user (0 = no limit).
+    pub max_user_client_connections: u32,
+    /// A query running longer is canceled and its client disconnected (0 = never).
+    pub query_timeout: Seconds,
+    /// A client idle inside a transaction longer is disconnected (0 = never).
+    pub idle_transaction_timeout: Seconds,
+    /// A client idle longer is disconnected (0 = never).
+    pub client_idle_timeout: Seconds,
+    /// A server connection older than this is closed once released (0 = never).
+    pub server_lifetime: Seconds,
+    /// Run on a server connection idle longer than `server_check_delay`
+    /// before it is used again (empty: no check).
+    pub server_check_query: String,
+    pub server_check_delay: Seconds,
+    /// The period of `SHOW STATS`'s averages, in seconds.
+    pub stats_period: Seconds,
+    /// How long a drain (SIGTERM, SIGINT, `SHUTDOWN WAIT_FOR_...`) may take
+    /// before the rest is closed (sluice's own setting).
+    pub shutdown_timeout: Seconds,
+    /// Where `/metrics` (Prometheus text format) is served; off unless
+    /// `metrics_port` is set (sluice's own settings).
+    pub metrics_listen_addr: String,
+    pub metrics_port: u16,
+    /// Adds to `SHOW STATS` and `SHOW DATABASES` the columns that pgbouncer
+    /// renamed long ago (`total_requests`, `reserve_pool`), which old
+    /// tools such as Debian 12's prometheus-pgbouncer-exporter 1.7 still
+    /// read (sluice's own setting; off: exactly pgbouncer 1.25's columns).
+    pub console_legacy_columns: bool,
 }
 
 impl Default for ProxySettings {
@@ -176,6 +237,23 @@ impl Default for ProxySettings {
             max_prepared_statements: 200,
             max_packet_size: Spanned::new(0..0, 256 * 1024 * 1024),
             worker_threads: 1,
+            admin_users: Vec::new(),
+            stats_users: Vec::new(),
+            max_db_connections: 0,
+            max_user_connections: 0,
+            max_db_client_connections: 0,
+            max_user_client_connections: 0,
+            query_timeout: Seconds(Duration::ZERO),
+            idle_transaction_timeout: Seconds(Duration::ZERO),
+            client_idle_timeout: Seconds(Duration::ZERO),
+            server_lifetime: Seconds(Duration::from_secs(3600)),
+            server_check_query: String::new(),
+            server_check_delay: Seconds(Duration::from_secs(30)),
+            stats_period: Seconds(Duration::from_secs(60)),
+            shutdown_timeout: Seconds(Duration::from_secs(60)),
+            metrics_listen_addr: "127.0.0.1".into(),
+            metrics_port: 0,
+            console_legacy_columns: false,
         }
     }
 }
@@ -191,6 +269,10 @@ pub struct DatabaseConfig {
     pub dbname: Option<String>,
     pub pool_size: Option<Spanned<u32>>,
     pub pool_mode: Option<PoolMode>,
+    /// Overrides `[proxy] max_db_connections` for this database.
+    pub max_db_connections: Option<u32>,
+    /// Overrides `[proxy] max_db_client_connections` for this database.
+    pub max_db_client_connections: Option<u32>,
     /// Hot standbys of this database (`"host:port"`) that may serve reads
     /// (see `[load_balancing]`).
     #[serde(default)]
@@ -201,12 +283,43 @@ fn default_pg_port() -> u16 {
     5432
 }
 
+/// A user list: a TOML array, or pgbouncer's comma-separated string.
+fn user_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Array(Vec<String>),
+        Text(String),
+    }
+    Ok(
+        match List::deserialize(deserializer)
+            .map_err(|_| de::Error::custom("expected a list of user names"))?
+        {
+            List::Array(users) => users,
+            List::Text(text) => split_user_list(&text),
+        },
+    )
+}
+
+/// Splits pgbouncer's `"a, b"` user list (commas and spaces separate names).
+pub fn split_user_list(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|user| !user.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// `[users.NAME]`: overrides for one user's pools.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub pool_size: Option<Spanned<u32>>,
     pub pool_mode: Option<PoolMode>,
+    /// Overrides `[proxy] max_user_connections` for this user.
+    pub max_user_connections: Option<u32>,
+    /// Overrides `[proxy] max_user_client_connections` for this user.
+    pub max_user_client_connections: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,12 +362,14 @@ pub struct PoolSettings {
 }
 
 impl Config {
-    /// Reads and validates `path`, and the `auth_file` it names (relative to it).
+    /// Reads and validates `path`, and the `auth_file` it names (relative to
+    /// it): the gateway's TOML, or pgbouncer's INI file as it is (see
+    /// [`ini::is_pgbouncer_ini`]). Starting and reloading both come here.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+        let text = read_text(path)?;
+        if ini::is_pgbouncer_ini(path, &text) {
+            return ini::PgbouncerIni::parse(path, &text)?.load();
+        }
         Config::parse(path, &text)
     }
 
@@ -391,10 +506,64 @@ impl Config {
             .or_else(|| self.auth.first_user_with_password().map(str::to_owned))
     }
 
+    /// The checks `[proxy]` values need beyond their types, for a `SET` on
+    /// the console (a file gets them, with lines, from [`Config::parse`]).
+    pub fn check_runtime_settings(&self) -> Result<(), InvalidSetting> {
+        if *self.proxy.default_pool_size.get_ref() == 0 {
+            return Err(InvalidSetting("default_pool_size must be at least 1"));
+        }
+        if *self.proxy.max_packet_size.get_ref() < 1024 {
+            return Err(InvalidSetting(
+                "max_packet_size must be at least 1024 bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `max_db_connections` for `database` (0: no limit).
+    pub fn max_db_connections(&self, database: &str) -> u32 {
+        self.databases
+            .get(database)
+            .and_then(|db| db.max_db_connections)
+            .unwrap_or(self.proxy.max_db_connections)
+    }
+
+    /// `max_user_connections` for `user` (0: no limit).
+    pub fn max_user_connections(&self, user: &str) -> u32 {
+        self.users
+            .get(user)
+            .and_then(|u| u.max_user_connections)
+            .unwrap_or(self.proxy.max_user_connections)
+    }
+
+    /// `max_db_client_connections` for `database` (0: no limit).
+    pub fn max_db_client_connections(&self, database: &str) -> u32 {
+        self.databases
+            .get(database)
+            .and_then(|db| db.max_db_client_connections)
+            .unwrap_or(self.proxy.max_db_client_connections)
+    }
+
+    /// `max_user_client_connections` for `user` (0: no limit).
+    pub fn max_user_client_connections(&self, user: &str) -> u32 {
+        self.users
+            .get(user)
+            .and_then(|u| u.max_user_client_connections)
+            .unwrap_or(self.proxy.max_user_client_connections)
+    }
+
     /// The largest client message accepted, in bytes.
     pub fn max_packet_size(&self) -> usize {
         *self.proxy.max_packet_size.get_ref() as usize
     }
+}
+
+/// The text of a configuration file.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 /// Where the `[name]` table header is, for errors about a whole section.
@@ -450,6 +619,35 @@ impl fmt::Display for Config {
         writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;
         writeln!(f, "max_packet_size = {}", p.max_packet_size.get_ref())?;
         writeln!(f, "worker_threads = {}", p.worker_threads)?;
+        writeln!(f, "admin_users = {:?}", p.admin_users)?;
+        writeln!(f, "stats_users = {:?}", p.stats_users)?;
+        writeln!(f, "max_db_connections = {}", p.max_db_connections)?;
+        writeln!(f, "max_user_connections = {}", p.max_user_connections)?;
+        writeln!(
+            f,
+            "max_db_client_connections = {}",
+            p.max_db_client_connections
+        )?;
+        writeln!(
+            f,
+            "max_user_client_connections = {}",
+            p.max_user_client_connections
+        )?;
+        writeln!(f, "query_timeout = {}", p.query_timeout)?;
+        writeln!(
+            f,
+            "idle_transaction_timeout = {}",
+            p.idle_transaction_timeout
+        )?;
+        writeln!(f, "client_idle_timeout = {}", p.client_idle_timeout)?;
+        writeln!(f, "server_lifetime = {}", p.server_lifetime)?;
+        writeln!(f, "server_check_query = {:?}", p.server_check_query)?;
+        writeln!(f, "server_check_delay = {}", p.server_check_delay)?;
+        writeln!(f, "stats_period = {}", p.stats_period)?;
+        writeln!(f, "shutdown_timeout = {}", p.shutdown_timeout)?;
+        writeln!(f, "metrics_listen_addr = {:?}", p.metrics_listen_addr)?;
+        writeln!(f, "metrics_port = {}", p.metrics_port)?;
+        writeln!(f, "console_legacy_columns = {}", p.console_legacy_columns)?;
         for (name, db) in &self.databases {
             let s = self.pool_settings(name, "").expect("configured database");
             writeln!(f, "\n[databases.{name}]")?;
@@ -458,6 +656,12 @@ impl fmt::Display for Config {
             writeln!(f, "dbname = \"{}\"", s.dbname)?;
             writeln!(f, "pool_size = {}", s.pool_size)?;
             writeln!(f, "pool_mode = \"{}\"", s.pool_mode)?;
+            if let Some(max) = db.max_db_connections {
+                writeln!(f, "max_db_connections = {max}")?;
+            }
+            if let Some(max) = db.max_db_client_connections {
+                writeln!(f, "max_db_client_connections = {max}")?;
+            }
             if !db.replicas.is_empty() {
                 let list: Vec<String> = db.replicas.iter().map(|r| format!("\"{r}\"")).collect();
                 writeln!(f, "replicas = [{}]", list.join(", "))?;
@@ -497,6 +701,12 @@ impl fmt::Display for Config {
             }
             if let Some(mode) = user.pool_mode {
                 writeln!(f, "pool_mode = \"{mode}\"")?;
+            }
+            if let Some(max) = user.max_user_connections {
+                writeln!(f, "max_user_connections = {max}")?;
+            }
+            if let Some(max) = user.max_user_client_connections {
+                writeln!(f, "max_user_client_connections = {max}")?;
             }
         }
         Ok(())

@@ -8,19 +8,17 @@ use tokio::io::AsyncWriteExt;
 use super::startup::read_login_message;
 use super::ClientError;
 use crate::auth::{decode_sasl_initial, md5_verify, ScramServer};
-use crate::config::AuthType;
+use crate::config::{AuthType, Config};
 use crate::net::ClientStream;
 use crate::protocol::{self, client_tag, sqlstate};
-use crate::server::Shared;
 
 /// Checks the client's password per `auth_type` (SCRAM-SHA-256 or md5).
 pub(super) async fn authenticate<S: ClientStream>(
     stream: &mut S,
     buf: &mut BytesMut,
-    shared: &Shared,
+    config: &Config,
     user: &str,
 ) -> Result<(), ClientError> {
-    let config = &shared.config;
     let failed = || {
         ClientError::fatal(
             sqlstate::INVALID_PASSWORD,

@@ -19,9 +19,10 @@ impl<S: ClientStream> Session<S> {
     /// case, an idle server (or one handed over after a wait) that already
     /// runs with this client's parameters, is taken without a boxed future.
     pub(super) async fn check_out(&mut self) -> Result<Checkout, PoolError> {
-        let slot = self.wait_slot.get_or_insert_with(Arc::default);
-        match self.pool.acquire(slot).await {
-            Ok(checkout) if Arc::ptr_eq(&checkout.params, &self.params) => {
+        match self.pool.acquire(&self.client.wait_slot).await {
+            Ok(checkout)
+                if !checkout.needs_check && Arc::ptr_eq(&checkout.params, &self.params) =>
+            {
                 self.route_cancels_to(&checkout);
                 Ok(checkout)
             }
@@ -90,30 +91,24 @@ impl<S: ClientStream> Session<S> {
     /// replica `i`, `None` for the primary.
     async fn choose_host(&self, verdict: &Classification) -> Option<usize> {
         let lb = self.balancing.as_deref()?;
-        let config = &self.shared.config.load_balancing;
-        let sticky = if self.pool.mode == crate::config::PoolMode::Transaction {
-            lb.sticky_requirement(config, self.shared.router.store.as_ref())
+        let sticky = if self.mode == crate::config::PoolMode::Transaction {
+            lb.sticky_requirement(self.shared.router.store.as_ref())
                 .await
         } else {
             None
         };
         let executes = request_executes(self.conn.request());
-        lb.choose(config, self.pool.mode, verdict, sticky, executes)
+        lb.choose(self.mode, verdict, sticky, executes)
     }
 
     /// From now on this client's CancelRequest reaches `checkout`'s backend.
     fn route_cancels_to(&self, checkout: &Checkout) {
-        self.cancel.slot.set(Some((
-            checkout.target.clone(),
-            checkout.pid,
-            checkout.secret,
-        )));
+        self.client.serve_with(Some(checkout.info.clone()));
     }
 
     /// Checks a server out of `pool` and brings its parameters in line.
     async fn checkout_from(&mut self, pool: &Arc<Pool>) -> Result<Checkout, PoolError> {
-        let slot = self.wait_slot.get_or_insert_with(Arc::default);
-        let acquired = pool.acquire(slot).await;
+        let acquired = pool.acquire(&self.client.wait_slot).await;
         self.finish_checkout(pool, acquired).await
     }
 

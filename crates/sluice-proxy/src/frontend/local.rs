@@ -13,6 +13,8 @@
 //! Deciding is synchronous ([`Session::intercept`]); the answer is left in
 //! the session's scratch buffer for the loop to write.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::{ClientError, ClientStream, Session};
 use crate::balance::classify::{
     Classification, Effect, RouteSetting, SluiceCommand, SluiceSetting,
@@ -37,7 +39,7 @@ impl<S: ClientStream> Session<S> {
     /// Answers the pending request if the gateway itself should, else says
     /// where it may run.
     pub(super) fn intercept(&mut self) -> Result<Intercept, ClientError> {
-        if self.pool.mode == PoolMode::Transaction {
+        if self.mode == PoolMode::Transaction {
             if let Some(consumed) = self.refuse_sql_prepare() {
                 return Ok(Intercept::Answered { consumed });
             }
@@ -45,7 +47,7 @@ impl<S: ClientStream> Session<S> {
                 return Ok(Intercept::Answered { consumed });
             }
         }
-        match (self.balancing.is_some(), self.pool.mode) {
+        match (self.balancing.is_some(), self.mode) {
             (false, _) => Ok(Intercept::Forward(None)),
             (true, PoolMode::Transaction) => self.sluice_commands(),
             // Session pooling routes the whole session at once.
@@ -107,6 +109,7 @@ impl<S: ClientStream> Session<S> {
                     param_types,
                 );
                 self.statements.register(name, statement);
+                self.pool.stats.client_parse_count.fetch_add(1, Relaxed);
                 protocol::empty_message(&mut self.scratch, server_tag::PARSE_COMPLETE);
             }
         }

@@ -32,16 +32,18 @@ pub mod startup;
 
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use tokio::task::AbortHandle;
 
 use bytes::BytesMut;
 
 use crate::backend::{BackendError, Params};
 use crate::balance::session::Balancing;
-use crate::cancel::CancelKey;
+use crate::clients::{Peer, Registration};
 use crate::config::PoolMode;
 use crate::net::ClientStream;
-use crate::pool::{Pool, PoolError, WaitSlot};
+use crate::pool::{Pool, PoolError};
 use crate::protocol::{self, sqlstate, ProtocolError, TxStatus};
 use crate::recycle::Recycled;
 use crate::server::Shared;
@@ -75,12 +77,34 @@ impl ClientError {
     }
 }
 
+/// What the accept loop knows of a client before it logs in.
+#[derive(Default)]
+pub struct Accepted {
+    pub peer: Peer,
+    /// How the registry closes the client's task from outside (set by the
+    /// accept loop once the task is spawned).
+    pub abort: Arc<OnceLock<AbortHandle>>,
+}
+
+impl Accepted {
+    /// A client accepted over TCP from `addr`.
+    pub fn over_tcp(addr: std::net::SocketAddr, stream: &tokio::net::TcpStream) -> Accepted {
+        Accepted {
+            peer: Peer {
+                addr: Some(addr),
+                local: stream.local_addr().ok(),
+            },
+            abort: Arc::default(),
+        }
+    }
+}
+
 /// Serves one accepted client until it leaves.
-pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
+pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>, accepted: Accepted) {
     // The login runs in a boxed future of its own, freed when done, so that
     // its state does not stay in every idle client's task: inline here it
     // made the task's future 1,136 bytes instead of 608.
-    let login = Box::pin(startup::log_in(stream, shared));
+    let login = Box::pin(startup::log_in(stream, shared, accepted));
     let Some(mut session) = login.await else {
         return;
     };
@@ -111,42 +135,71 @@ async fn report_fatal<S: ClientStream>(stream: &mut S, error: &ClientError) {
 }
 
 /// A logged-in client.
-struct Session<S> {
+struct Session<S: ClientStream> {
     conn: ClientConn<S>,
     shared: Arc<Shared>,
     pool: Arc<Pool>,
-    /// Track and rename prepared statements (transaction mode).
+    /// The pool mode this session logged in with.
+    mode: PoolMode,
+    /// Track and rename prepared statements (transaction mode), keeping at
+    /// most this many per server connection.
     rename_statements: bool,
+    max_prepared: usize,
     /// The server parameters this client wants.
     params: Params,
     statements: ClientStatements,
-    cancel: CancelKey,
+    /// This client in the gateway's registry: its cancel key, the server
+    /// serving it, what the console shows, and a closing mark.
+    client: Registration,
     /// Bytes for the client that the gateway writes itself, or relayed
     /// bytes when some must be dropped.
     scratch: BytesMut,
     /// Load balancing, for databases with replicas.
     balancing: Option<Box<Balancing>>,
-    /// Where this client waits for a server connection (made at its first
-    /// request, then reused).
-    wait_slot: Option<Arc<WaitSlot>>,
+    /// When the running batch and transaction started (for the counters).
+    timing: Timing,
+}
+
+/// When a session's running batch and transaction started
+/// ([`crate::clock::now_us`]; 0: none running).
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    batch_started_us: u64,
+    xact_started_us: u64,
+}
+
+impl<S: ClientStream> Drop for Session<S> {
+    /// A client closed from outside (its task aborted) hears why, if its
+    /// stream takes the message at once.
+    fn drop(&mut self) {
+        if let Some((code, message)) = self.client.close_message() {
+            let mut buf = BytesMut::new();
+            protocol::error_response(&mut buf, "FATAL", code, &message);
+            self.conn.write_now(&buf);
+        }
+    }
 }
 
 impl<S: ClientStream> Session<S> {
     fn new(stream: S, shared: Arc<Shared>, login: LoggedIn) -> Session<S> {
-        let rename_statements = login.pool.mode == PoolMode::Transaction
-            && shared.config.proxy.max_prepared_statements > 0;
-        let max_packet = shared.config.max_packet_size();
+        let mode = login.pool.mode();
+        let config = shared.config();
+        let max_prepared = config.proxy.max_prepared_statements as usize;
+        let rename_statements = mode == PoolMode::Transaction && max_prepared > 0;
+        let max_packet = config.max_packet_size();
         Session {
             conn: ClientConn::new(stream, max_packet),
             shared,
             pool: login.pool,
+            mode,
             rename_statements,
+            max_prepared,
             params: login.params,
             statements: ClientStatements::default(),
-            cancel: login.cancel,
+            client: login.client,
             scratch: BytesMut::new(),
             balancing: login.balancing,
-            wait_slot: None,
+            timing: Timing::default(),
         }
     }
 
@@ -179,7 +232,20 @@ impl<S: ClientStream> Session<S> {
                 Intercept::Forward(verdict) => verdict,
             };
 
-            // 3. Check out a server (routed with load balancing).
+            // 3. Check out a server (routed with load balancing); nothing
+            // starts while the database is paused.
+            if self.shared.state.must_ask() {
+                let database = self.pool.key.database.clone();
+                if Box::pin(self.shared.state.may_start(&database))
+                    .await
+                    .is_err()
+                {
+                    return Err(ClientError::fatal(
+                        sqlstate::PROTOCOL_VIOLATION,
+                        "server shutting down",
+                    ));
+                }
+            }
             let checked_out = match verdict {
                 // The common case needs no boxed future (see `checkout`).
                 None => self.check_out().await,
@@ -199,23 +265,35 @@ impl<S: ClientStream> Session<S> {
                 }
             };
 
+            // Announce the server before sending on it; a client marked
+            // for closing meanwhile gives it back untouched and goes.
+            if !self.client.begin_transaction() {
+                self.client.serve_with(None);
+                self.client.end_transaction();
+                return Ok(());
+            }
+
             // 4. Exchange. Boxed, though taken once per transaction:
             // inline, its ~330 bytes would stay in every idle client's task.
             let step = Recycled::new(self.exchange(&mut server)).await;
 
             // 5. Release.
-            self.cancel.slot.set(None);
+            self.client.serve_with(None);
             match step {
                 Ok(Step::Release) => {
-                    self.pool.stats.xact_count.fetch_add(1, Relaxed);
                     if let Some(lb) = self.balancing.as_mut() {
                         lb.released();
                     }
                     drop(server);
+                    self.client.end_transaction();
+                    if self.client.is_closing() {
+                        return Ok(());
+                    }
                 }
                 Ok(Step::Reroute(reason)) => {
                     server.broken = true;
                     drop(server);
+                    self.client.end_transaction();
                     self.reroute(&reason);
                 }
                 Ok(Step::ClientGone) => return Ok(()),

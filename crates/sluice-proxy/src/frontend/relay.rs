@@ -19,9 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{ClientError, ClientStream, Session};
 use crate::backend::params::is_client_settable;
-use crate::backend::{must_observe, set_param, BackendError, Observed, ServerConn};
+use crate::backend::{must_observe, set_param, BackendError, Observed, Sent, ServerConn};
 use crate::balance::session::{LsnProbe, WritePhase, WAL_POSITION_SQL};
 use crate::balance::sticky::{StickyStore, UNKNOWN_POSITION};
+use crate::clock;
 use crate::config::PoolMode;
 use crate::protocol::{self, client_tag, server_tag, sqlstate, TxStatus};
 use crate::recycle::Recycled;
@@ -42,7 +43,7 @@ impl<S: ClientStream> Session<S> {
     /// Relays between client and server until the server can be released or
     /// the client leaves.
     pub(super) async fn exchange(&mut self, srv: &mut ServerConn) -> Result<Step, ClientError> {
-        let transaction_mode = self.pool.mode == PoolMode::Transaction;
+        let transaction_mode = self.mode == PoolMode::Transaction;
         // On a replica, requests that arrive while one is running wait for
         // it to finish and are routed on their own (they may be writes).
         let on_replica = transaction_mode
@@ -125,13 +126,7 @@ impl<S: ClientStream> Session<S> {
         );
         !self.conn.terminating
             && self.conn.request_complete()
-            && lb.probe_fits(
-                &self.shared.config.load_balancing,
-                classifier,
-                &self.statements,
-                self.conn.pending(),
-                srv,
-            )
+            && lb.probe_fits(classifier, &self.statements, self.conn.pending(), srv)
     }
 
     /// A lost replica connection becomes a reroute when the request can
@@ -157,25 +152,26 @@ impl<S: ClientStream> Session<S> {
         probe: bool,
     ) -> Result<(), ClientError> {
         let len = self.conn.scanned;
+        self.note_request_sent();
         let stats = &self.pool.stats;
         stats.bytes_received.fetch_add(len as u64, Relaxed);
         let request = &self.conn.buf[..len];
         if self.rename_statements && self.conn.has_named {
-            let limit = self.shared.config.proxy.max_prepared_statements as usize;
+            let limit = self.max_prepared;
             let (shared, balanced) = (&self.shared, self.balancing.is_some());
-            let batches = self
+            let sent = self
                 .statements
                 .rewrite(request, srv, limit, |query, types| {
                     super::new_statement(shared, balanced, query, types)
                 })?;
-            stats.query_count.fetch_add(batches, Relaxed);
+            count_sent(stats, &sent);
             if probe {
                 self.append_lsn_probe(srv);
             }
             srv.flush_wbuf().await.map_err(ClientError::ServerLost)?;
         } else {
-            let batches = srv.note_sent_request(request, self.rename_statements);
-            stats.query_count.fetch_add(batches, Relaxed);
+            let sent = srv.note_sent_request(request, self.rename_statements);
+            count_sent(stats, &sent);
             let written = if probe {
                 srv.wbuf.extend_from_slice(request);
                 self.append_lsn_probe(srv);
@@ -272,15 +268,18 @@ impl<S: ClientStream> Session<S> {
                 ));
             }
             let not_for_client = match srv.observe(tag, pos + 5..pos + total) {
-                Observed::Ready => match probe.as_mut() {
-                    // The client's final ReadyForQuery, before the answer
-                    // to the gateway's position query.
-                    Some(probe) if probe.batch == srv.outstanding.batches_done() => {
-                        probe.client_status = Some(srv.status);
-                        true
+                Observed::Ready => {
+                    self.note_ready(srv.status, srv.outstanding.answered());
+                    match probe.as_mut() {
+                        // The client's final ReadyForQuery, before the answer
+                        // to the gateway's position query.
+                        Some(probe) if probe.batch == srv.outstanding.batches_done() => {
+                            probe.client_status = Some(srv.status);
+                            true
+                        }
+                        _ => self.hold_ready(srv),
                     }
-                    _ => self.hold_ready(srv),
-                },
+                }
                 Observed::Injected => true,
                 Observed::Parameter { name, value } => {
                     if is_client_settable(&name) {
@@ -322,12 +321,52 @@ impl<S: ClientStream> Session<S> {
         result.map_err(ClientError::Io)
     }
 
+    /// A request goes to the server now: the clock of its batch (and of
+    /// its transaction, if it starts one) starts.
+    fn note_request_sent(&mut self) {
+        let now = clock::now_us();
+        self.client.last_request_us.store(now, Relaxed);
+        if self.timing.batch_started_us == 0 {
+            self.timing.batch_started_us = now;
+        }
+        if self.timing.xact_started_us == 0 {
+            self.timing.xact_started_us = now;
+        }
+    }
+
+    /// A ReadyForQuery answered the client's oldest batch (`status`; with
+    /// `all_answered` when nothing more is owed): the pool's query and
+    /// transaction counters and times.
+    fn note_ready(&mut self, status: TxStatus, all_answered: bool) {
+        let now = clock::now_us();
+        self.client.last_ready_us.store(now, Relaxed);
+        self.client
+            .set_in_transaction_block(status != TxStatus::Idle);
+        let stats = &self.pool.stats;
+        let timing = &mut self.timing;
+        if timing.batch_started_us != 0 {
+            stats
+                .query_time_us
+                .fetch_add(now.saturating_sub(timing.batch_started_us), Relaxed);
+        }
+        // A pipelined batch behind it has been running since now.
+        timing.batch_started_us = if all_answered { 0 } else { now };
+        if status == TxStatus::Idle {
+            stats.xact_count.fetch_add(1, Relaxed);
+            if timing.xact_started_us != 0 {
+                stats
+                    .xact_time_us
+                    .fetch_add(now.saturating_sub(timing.xact_started_us), Relaxed);
+            }
+            timing.xact_started_us = if all_answered { 0 } else { now };
+        }
+    }
+
     /// At a ReadyForQuery: should the client wait for it until a write's
     /// position is recorded (see `Balancing::hold_ready`)?
     fn hold_ready(&mut self, srv: &ServerConn) -> bool {
-        let sticky = self.shared.config.load_balancing.sticky;
         match self.balancing.as_mut() {
-            Some(lb) if self.pool.mode == PoolMode::Transaction => lb.hold_ready(sticky, srv),
+            Some(lb) if self.mode == PoolMode::Transaction => lb.hold_ready(srv),
             _ => false,
         }
     }
@@ -372,6 +411,20 @@ impl<S: ClientStream> Session<S> {
         let ready = [server_tag::READY_FOR_QUERY, 0, 0, 0, 5, status.byte()];
         self.conn.write_all(&ready).await?;
         Ok(())
+    }
+}
+
+/// Adds what a request held to the pool's counters.
+fn count_sent(stats: &crate::pool::PoolStats, sent: &Sent) {
+    stats.query_count.fetch_add(sent.batches, Relaxed);
+    if sent.server_parses | sent.binds != 0 {
+        stats
+            .client_parse_count
+            .fetch_add(sent.client_parses, Relaxed);
+        stats
+            .server_parse_count
+            .fetch_add(sent.server_parses, Relaxed);
+        stats.bind_count.fetch_add(sent.binds, Relaxed);
     }
 }
 

@@ -65,6 +65,11 @@ impl<S: ClientStream> ClientConn<S> {
         self.stream.write_all(bytes).await
     }
 
+    /// Writes what fits without waiting.
+    pub fn write_now(&mut self, bytes: &[u8]) {
+        self.stream.write_now(bytes);
+    }
+
     /// Gives the read buffer back while nothing is pending.
     pub fn release_idle_buffer(&mut self) -> bool {
         if self.buf.is_empty() && self.buf.capacity() > 0 {

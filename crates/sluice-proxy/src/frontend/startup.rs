@@ -7,29 +7,49 @@
 //! gateway itself (`sluice.*`, `target_session_attrs`) never reach a server.
 
 use std::io;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::checkout::sync_params;
-use super::{report_fatal, ClientError, Session};
+use super::{report_fatal, Accepted, ClientError, Session};
+use crate::admin::{self, Role};
 use crate::backend::{param, set_param, BackendError, Params};
 use crate::balance::session::Balancing;
-use crate::cancel::CancelKey;
+use crate::clients::{NewClient, Registration};
 use crate::net::ClientStream;
 use crate::pool::{Pool, PoolError};
 use crate::protocol::{self, sqlstate, Startup, TxStatus};
 use crate::server::Shared;
+use crate::state::Shutdown;
+
+/// What a console login is told, as pgbouncer's console says it.
+const CONSOLE_PARAMETERS: &[(&str, &str)] = &[
+    ("server_version", "1.25.2/sluice"),
+    ("client_encoding", "UTF8"),
+    ("server_encoding", "UTF8"),
+    ("DateStyle", "ISO"),
+    ("TimeZone", "GMT"),
+    ("standard_conforming_strings", "on"),
+    ("is_superuser", "on"),
+];
 
 /// Startup parameters that are not server settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
-/// What login established.
+/// Who logged in: a client of a pool, or a console user.
+pub(super) enum Login {
+    Pool(LoggedIn),
+    Console(Registration, Role),
+}
+
+/// What a pool client's login established.
 pub(super) struct LoggedIn {
     pub pool: Arc<Pool>,
     pub params: Params,
-    pub cancel: CancelKey,
+    pub client: Registration,
     pub balancing: Option<Box<Balancing>>,
 }
 
@@ -38,10 +58,21 @@ pub(super) struct LoggedIn {
 pub(super) async fn log_in<S: ClientStream>(
     mut stream: S,
     shared: Arc<Shared>,
+    accepted: Accepted,
 ) -> Option<Box<Session<S>>> {
-    let timeout = shared.config.proxy.client_login_timeout.0;
-    let error = match tokio::time::timeout(timeout, login(&mut stream, &shared)).await {
-        Ok(Ok(Some(login))) => return Some(Box::new(Session::new(stream, shared, login))),
+    let timeout = shared.config().proxy.client_login_timeout.0;
+    shared.logging_in.fetch_add(1, Relaxed);
+    let login = login(&mut stream, &shared, accepted);
+    let logged_in = tokio::time::timeout(timeout, login).await;
+    shared.logging_in.fetch_sub(1, Relaxed);
+    let error = match logged_in {
+        Ok(Ok(Some(Login::Pool(login)))) => {
+            return Some(Box::new(Session::new(stream, shared, login)))
+        }
+        Ok(Ok(Some(Login::Console(client, role)))) => {
+            crate::admin::serve(stream, shared, client, role).await;
+            return None;
+        }
         Ok(Ok(None)) => return None, // SSL refused then closed, or a cancel request
         Ok(Err(error)) => error,
         Err(_) => ClientError::fatal(
@@ -74,8 +105,10 @@ pub(super) async fn read_login_message<S: ClientStream>(
 async fn login<S: ClientStream>(
     stream: &mut S,
     shared: &Arc<Shared>,
-) -> Result<Option<LoggedIn>, ClientError> {
-    let config = &shared.config;
+    accepted: Accepted,
+) -> Result<Option<Login>, ClientError> {
+    let config = &shared.config();
+    let connect_time = std::time::SystemTime::now();
     let mut buf = BytesMut::with_capacity(512);
     let startup = loop {
         match protocol::decode_startup(&buf)? {
@@ -89,7 +122,7 @@ async fn login<S: ClientStream>(
                 match startup {
                     Startup::SslRequest | Startup::GssEncRequest => stream.write_all(b"N").await?,
                     Startup::Cancel { pid, secret } => {
-                        shared.cancels.cancel(pid, secret).await;
+                        shared.clients.cancel(pid, secret).await;
                         return Ok(None);
                     }
                     Startup::Params(params) => break params,
@@ -116,6 +149,37 @@ async fn login<S: ClientStream>(
             "replication connections are not supported by sluice",
         ));
     }
+    if admin::is_console(database) {
+        super::auth::authenticate(stream, &mut buf, config, user).await?;
+        let role = if config.proxy.admin_users.iter().any(|u| u == user) {
+            Role::Admin
+        } else if config.proxy.stats_users.iter().any(|u| u == user) {
+            Role::Stats
+        } else {
+            return Err(ClientError::fatal(
+                sqlstate::PROTOCOL_VIOLATION,
+                "not allowed",
+            ));
+        };
+        let client = shared.clients.register(NewClient {
+            peer: accepted.peer,
+            connect_time,
+            user: user.to_owned(),
+            database: database.to_owned(),
+            pool: None,
+            application_name: get("application_name").unwrap_or("").into(),
+            abort: accepted.abort,
+        });
+        let mut out = BytesMut::with_capacity(256);
+        protocol::authentication(&mut out, protocol::AUTH_OK, &[]);
+        for (name, value) in CONSOLE_PARAMETERS {
+            protocol::parameter_status(&mut out, name, value);
+        }
+        protocol::backend_key_data(&mut out, client.pid, client.secret);
+        protocol::ready_for_query(&mut out, TxStatus::Idle);
+        stream.write_all(&out).await?;
+        return Ok(Some(Login::Console(client, role)));
+    }
     let pool = shared.pools.get(config, database, user).ok_or_else(|| {
         ClientError::fatal(
             sqlstate::INVALID_CATALOG_NAME,
@@ -123,7 +187,35 @@ async fn login<S: ClientStream>(
         )
     })?;
 
-    super::auth::authenticate(stream, &mut buf, shared, user).await?;
+    super::auth::authenticate(stream, &mut buf, config, user).await?;
+
+    if shared.state.shutdown() != Shutdown::No {
+        return Err(ClientError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            "pooler is shutting down",
+        ));
+    }
+    if shared.state.database(database).disabled {
+        return Err(ClientError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("database \"{database}\" is disabled"),
+        ));
+    }
+    let (of_database, of_user) = shared.clients.count_of(database, user);
+    let max = config.max_db_client_connections(database);
+    if max > 0 && of_database >= max {
+        return Err(ClientError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            "client connections exceeded (max_db_client_connections)",
+        ));
+    }
+    let max = config.max_user_client_connections(user);
+    if max > 0 && of_user >= max {
+        return Err(ClientError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            "client connections exceeded (max_user_client_connections)",
+        ));
+    }
 
     // The server parameters clients see come from a real server connection.
     let defaults = match pool.defaults() {
@@ -165,7 +257,7 @@ async fn login<S: ClientStream>(
                 .collect();
             let read_only = param(&params, "default_transaction_read_only").is_some_and(is_on);
             let balancing = Balancing::new(
-                db,
+                &db,
                 replica_pools,
                 database,
                 user,
@@ -191,7 +283,15 @@ async fn login<S: ClientStream>(
             })?;
     }
 
-    let cancel = shared.cancels.register();
+    let client = shared.clients.register(NewClient {
+        peer: accepted.peer,
+        connect_time,
+        user: user.to_owned(),
+        database: database.to_owned(),
+        pool: Some(pool.clone()),
+        application_name: param(&params, "application_name").unwrap_or("").into(),
+        abort: accepted.abort,
+    });
     let mut out = BytesMut::with_capacity(512);
     protocol::authentication(&mut out, protocol::AUTH_OK, &[]);
     for (name, value) in params.iter() {
@@ -199,16 +299,16 @@ async fn login<S: ClientStream>(
             protocol::parameter_status(&mut out, name, value);
         }
     }
-    protocol::backend_key_data(&mut out, cancel.pid, cancel.secret);
+    protocol::backend_key_data(&mut out, client.pid, client.secret);
     protocol::ready_for_query(&mut out, TxStatus::Idle);
     stream.write_all(&out).await?;
     tracing::debug!(pool = ?pool.key, "client logged in");
-    Ok(Some(LoggedIn {
+    Ok(Some(Login::Pool(LoggedIn {
         pool,
         params,
-        cancel,
+        client,
         balancing,
-    }))
+    })))
 }
 
 fn login_error(error: PoolError) -> ClientError {

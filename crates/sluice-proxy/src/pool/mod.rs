@@ -25,22 +25,26 @@
 //! - [`wait`]: the FIFO queue of waiting clients, its timer, [`Acquire`];
 //! - [`checkout`]: the [`Checkout`] guard, connect permits, check-in;
 //! - [`maintenance`]: idle reaping and `min_pool_size` (the janitor's work);
+//! - [`caps`]: `max_db_connections` and `max_user_connections`, shared by pools;
 //! - [`stats`]: the per-pool counters.
 
+pub mod caps;
 mod checkout;
 mod maintenance;
 pub mod stats;
 mod wait;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{BackendError, Params, ServerConn, ServerTarget};
+use crate::backend::{BackendError, Params, ServerConn, ServerList, ServerTarget};
 use crate::config::{Config, PoolMode, PoolSettings};
 use crate::net::{Connector, TcpConnector};
 use crate::protocol::sqlstate;
 
+pub use caps::{ConnCap, PoolCaps};
 pub use checkout::{Checkout, ConnectPermit};
 pub use stats::PoolStats;
 use wait::Waiter;
@@ -84,6 +88,10 @@ pub struct PoolSnapshot {
     pub open: u32,
     pub idle: u32,
     pub waiting: u32,
+    /// Connections being opened (logging in).
+    pub connecting: u32,
+    /// How long the longest waiting client has waited.
+    pub max_wait: Duration,
 }
 
 /// Pool-wide limits taken from the configuration.
@@ -97,28 +105,41 @@ pub struct Limits {
     pub query_wait_timeout: Duration,
     /// Zero keeps idle connections forever.
     pub server_idle_timeout: Duration,
+    /// Zero keeps a connection as long as it works.
+    pub server_lifetime: Duration,
+    /// Run on a connection idle longer than `server_check_delay` before reuse.
+    pub server_check_query: String,
+    pub server_check_delay: Duration,
     pub server_reset_query: String,
 }
 
-#[derive(Default)]
 pub(crate) struct State {
     /// Idle connections, least recently used at the front.
     pub(crate) idle: VecDeque<Box<ServerConn>>,
     /// Connections open, in use or being opened.
     pub(crate) open: u32,
+    /// Of those, connections being opened.
+    pub(crate) connecting: u32,
     /// Waiting clients, longest waiting first.
     pub(crate) waiters: VecDeque<Waiter>,
     /// A task sleeps until the next waiter's reserve or query wait timeout.
     pub(crate) timer_running: bool,
+    /// The settings now (a reload may change them).
+    pub(crate) limits: Limits,
+    pub(crate) target: Arc<ServerTarget>,
 }
 
 /// The server connections of one (database, user).
 pub struct Pool {
     pub key: PoolKey,
-    pub mode: PoolMode,
-    pub limits: Limits,
-    pub target: Arc<ServerTarget>,
+    /// A [`PoolMode`] (a reload may change it; sessions keep the mode they
+    /// logged in with).
+    mode: AtomicU8,
     pub stats: PoolStats,
+    /// Every open server connection, for the console.
+    pub servers: Arc<ServerList>,
+    /// The database's and user's limits this pool counts against.
+    pub caps: PoolCaps,
     state: Mutex<State>,
     /// The parameters a fresh server connection reports (learned on first connect).
     defaults: Mutex<Option<Params>>,
@@ -139,37 +160,108 @@ impl Pool {
         settings: &PoolSettings,
         config: &Config,
         connector: Arc<dyn Connector>,
+        caps: PoolCaps,
     ) -> Pool {
-        let p = &config.proxy;
-        let secret = config.auth.get(&key.user);
-        let password = secret.and_then(|s| s.password.clone());
-        let pass_through = secret.and_then(|s| s.pass_through());
+        let (limits, target) = pool_config(&key, settings, config, connector);
         Pool {
-            mode: settings.pool_mode,
-            limits: Limits {
-                pool_size: settings.pool_size,
-                min_pool_size: p.min_pool_size.min(settings.pool_size),
-                reserve_pool_size: p.reserve_pool_size,
-                reserve_pool_timeout: p.reserve_pool_timeout.0,
-                query_wait_timeout: p.query_wait_timeout.0,
-                server_idle_timeout: p.server_idle_timeout.0,
-                server_reset_query: p.server_reset_query.clone(),
-            },
-            target: Arc::new(ServerTarget {
-                host: settings.host.as_str().into(),
-                port: settings.port,
-                dbname: settings.dbname.clone(),
-                user: key.user.clone(),
-                password,
-                pass_through,
-                connect_timeout: p.server_connect_timeout.0,
-                connector,
-            }),
+            mode: AtomicU8::new(settings.pool_mode as u8),
             key,
             stats: PoolStats::default(),
-            state: Mutex::new(State::default()),
+            servers: Arc::default(),
+            caps,
+            state: Mutex::new(State {
+                idle: VecDeque::new(),
+                open: 0,
+                connecting: 0,
+                waiters: VecDeque::new(),
+                timer_running: false,
+                limits,
+                target,
+            }),
             defaults: Mutex::new(None),
             interned: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// No new client reaches this pool any more (a reload removed or moved
+    /// its database): its connections close as they are released.
+    pub fn retire(self: &Arc<Self>) {
+        for server in self.servers.all() {
+            server.close_needed.store(true, Ordering::Relaxed);
+        }
+        self.close_idle();
+    }
+
+    /// Closes every idle connection now (`PAUSE`, `RECONNECT`, a retired pool).
+    pub fn close_idle(self: &Arc<Self>) {
+        let idle: Vec<_> = {
+            let mut st = self.lock();
+            let idle: Vec<_> = st.idle.drain(..).collect();
+            st.open -= idle.len() as u32;
+            idle
+        };
+        for conn in idle {
+            self.caps.give_back();
+            conn.terminate();
+        }
+        self.grant_waiters();
+    }
+
+    /// A state with this pool's settings and nothing in it (for tests of
+    /// the queue's bookkeeping).
+    #[cfg(test)]
+    pub(crate) fn empty_state(&self) -> State {
+        let st = self.lock();
+        State {
+            idle: VecDeque::new(),
+            open: 0,
+            connecting: 0,
+            waiters: VecDeque::new(),
+            timer_running: false,
+            limits: st.limits.clone(),
+            target: st.target.clone(),
+        }
+    }
+
+    /// How clients that log in now use this pool's connections.
+    pub fn mode(&self) -> PoolMode {
+        PoolMode::from_u8(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// The settings the pool runs with now.
+    pub fn limits(&self) -> Limits {
+        self.lock().limits.clone()
+    }
+
+    /// Where its servers are and who logs in to them.
+    pub fn target(&self) -> Arc<ServerTarget> {
+        self.lock().target.clone()
+    }
+
+    /// Takes on changed settings (a reload, `SET`): new limits apply at
+    /// once (a bigger pool serves its waiting clients now); if the server
+    /// or its login changed, the open connections are closed as they are
+    /// released and new ones go to the new place.
+    pub fn reconfigure(self: &Arc<Self>, settings: &PoolSettings, config: &Config) {
+        let connector = self.lock().target.connector.clone();
+        let (limits, target) = pool_config(&self.key, settings, config, connector);
+        self.mode.store(settings.pool_mode as u8, Ordering::Relaxed);
+        let moved = {
+            let mut st = self.lock();
+            let old = &st.target;
+            let moved = old.host != target.host
+                || old.port != target.port
+                || old.dbname != target.dbname
+                || old.password != target.password;
+            st.limits = limits;
+            st.target = target;
+            moved
+        };
+        if moved {
+            // Idle ones go now; the others when released.
+            self.retire();
+        } else {
+            self.grant_waiters();
         }
     }
 
@@ -185,6 +277,28 @@ impl Pool {
             open: st.open,
             idle: st.idle.len() as u32,
             waiting: st.waiters.len() as u32,
+            connecting: st.connecting,
+            max_wait: st
+                .waiters
+                .front()
+                .map_or(Duration::ZERO, |w| w.queued_at.elapsed()),
+        }
+    }
+
+    /// Looks at the queue and the idle list (for the console): each waiting
+    /// client's slot with how long it has waited, each idle connection with
+    /// when it was last used.
+    pub fn inspect(
+        &self,
+        mut waiting: impl FnMut(&Arc<WaitSlot>, Duration),
+        mut idle: impl FnMut(&crate::backend::ServerInfo, std::time::Instant),
+    ) {
+        let st = self.lock();
+        for waiter in &st.waiters {
+            waiting(&waiter.slot, waiter.queued_at.elapsed());
+        }
+        for conn in &st.idle {
+            idle(&conn.info, conn.last_used);
         }
     }
 
@@ -235,16 +349,73 @@ impl Pool {
 
     /// Turns what [`Pool::acquire`] got into a connection, opening one
     /// with a permit.
+    /// A connection that sat idle longer than server_check_delay first
+    /// runs server_check_query; one that fails it is closed and another
+    /// one acquired.
     pub async fn complete(
         self: &Arc<Self>,
         acquired: Result<Checkout, NoConn>,
     ) -> Result<Checkout, PoolError> {
         match acquired {
+            Ok(mut checkout) if checkout.needs_check => {
+                checkout.needs_check = false;
+                let query = self.limits().server_check_query;
+                match checkout.run_housekeeping(&query).await {
+                    Ok(()) => Ok(checkout),
+                    Err(error) => {
+                        tracing::info!(pool = ?self.key, %error, "server_check_query failed; closing");
+                        checkout.broken = true;
+                        drop(checkout);
+                        let again = self.acquire(&Arc::default()).await;
+                        Box::pin(self.complete(again)).await
+                    }
+                }
+            }
             Ok(checkout) => Ok(checkout),
-            Err(NoConn::Permit(permit)) => self.connect(permit).await,
+            Err(NoConn::Permit(permit)) => {
+                let checkout = self.connect(permit).await?;
+                self.stats
+                    .server_assignment_count
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(checkout)
+            }
             Err(NoConn::TimedOut(waited)) => Err(PoolError::QueryWaitTimeout(waited)),
         }
     }
+}
+
+/// A pool's limits and server, from the configuration.
+fn pool_config(
+    key: &PoolKey,
+    settings: &PoolSettings,
+    config: &Config,
+    connector: Arc<dyn Connector>,
+) -> (Limits, Arc<ServerTarget>) {
+    let p = &config.proxy;
+    let secret = config.auth.get(&key.user);
+    let limits = Limits {
+        pool_size: settings.pool_size,
+        min_pool_size: p.min_pool_size.min(settings.pool_size),
+        reserve_pool_size: p.reserve_pool_size,
+        reserve_pool_timeout: p.reserve_pool_timeout.0,
+        query_wait_timeout: p.query_wait_timeout.0,
+        server_idle_timeout: p.server_idle_timeout.0,
+        server_lifetime: p.server_lifetime.0,
+        server_check_query: p.server_check_query.clone(),
+        server_check_delay: p.server_check_delay.0,
+        server_reset_query: p.server_reset_query.clone(),
+    };
+    let target = Arc::new(ServerTarget {
+        host: settings.host.as_str().into(),
+        port: settings.port,
+        dbname: settings.dbname.clone(),
+        user: key.user.clone(),
+        password: secret.and_then(|s| s.password.clone()),
+        pass_through: secret.and_then(|s| s.pass_through()),
+        connect_timeout: p.server_connect_timeout.0,
+        connector,
+    });
+    (limits, target)
 }
 
 /// Every pool of a gateway, created on first use.
@@ -252,6 +423,9 @@ pub struct Pools {
     pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     /// How every pool opens its server streams.
     connector: Arc<dyn Connector>,
+    /// `max_db_connections` per database, `max_user_connections` per user.
+    database_caps: Mutex<HashMap<String, Arc<ConnCap>>>,
+    user_caps: Mutex<HashMap<String, Arc<ConnCap>>>,
 }
 
 impl Default for Pools {
@@ -266,6 +440,55 @@ impl Pools {
         Pools {
             pools: Mutex::default(),
             connector,
+            database_caps: Mutex::default(),
+            user_caps: Mutex::default(),
+        }
+    }
+
+    /// The `max_db_connections` limit of `database` (shared by its pools).
+    pub fn database_cap(&self, config: &Config, database: &str) -> Arc<ConnCap> {
+        let max = config.max_db_connections(database);
+        let mut caps = self.database_caps.lock().unwrap_or_else(|e| e.into_inner());
+        caps.entry(database.to_string())
+            .or_insert_with(|| Arc::new(ConnCap::new(max)))
+            .clone()
+    }
+
+    /// The `max_user_connections` limit of `user` (shared by its pools).
+    pub fn user_cap(&self, config: &Config, user: &str) -> Arc<ConnCap> {
+        let max = config.max_user_connections(user);
+        let mut caps = self.user_caps.lock().unwrap_or_else(|e| e.into_inner());
+        caps.entry(user.to_string())
+            .or_insert_with(|| Arc::new(ConnCap::new(max)))
+            .clone()
+    }
+
+    /// Takes on a changed configuration: limits, sizes, servers (see
+    /// [`Pool::reconfigure`]). Pools of a removed database stay for the
+    /// clients they serve; no new client reaches them.
+    pub fn reconfigure(&self, config: &Config) {
+        for (database, cap) in self
+            .database_caps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            cap.set_max(config.max_db_connections(database));
+        }
+        for (user, cap) in self
+            .user_caps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            cap.set_max(config.max_user_connections(user));
+        }
+        for pool in self.all() {
+            match pool_settings_of(config, &pool.key) {
+                Some(settings) => pool.reconfigure(&settings, config),
+                // Its database (or that replica, or its host) is gone.
+                None => pool.retire(),
+            }
         }
     }
 
@@ -290,26 +513,28 @@ impl Pools {
             settings.host = addr.host.clone();
             settings.port = addr.port;
         }
-        let host = if settings.host.contains(':') {
-            format!("[{}]:{}", settings.host, settings.port)
-        } else {
-            format!("{}:{}", settings.host, settings.port)
-        };
         let key = PoolKey {
             database: database.to_string(),
             user: user.to_string(),
-            host,
+            host: host_key(&settings.host, settings.port),
         };
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pool) = pools.get(&key) {
             return Some(pool.clone());
         }
+        let caps = PoolCaps {
+            database: self.database_cap(config, database),
+            user: self.user_cap(config, user),
+        };
         let pool = Arc::new(Pool::new(
             key.clone(),
             &settings,
             config,
             self.connector.clone(),
+            caps,
         ));
+        pool.caps.database.join(&pool);
+        pool.caps.user.join(&pool);
         pools.insert(key, pool.clone());
         Some(pool)
     }
@@ -318,6 +543,33 @@ impl Pools {
         let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools.values().cloned().collect()
     }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn host_key(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The settings `config` gives the pool `key` (whose host is the primary's
+/// or one of the database's replicas'), or `None` if the database or that
+/// replica is gone from it.
+fn pool_settings_of(config: &Config, key: &PoolKey) -> Option<PoolSettings> {
+    let mut settings = config.pool_settings(&key.database, &key.user)?;
+    if host_key(&settings.host, settings.port) == key.host {
+        return Some(settings);
+    }
+    let db = config.databases.get(&key.database)?;
+    let replica = db
+        .replicas
+        .iter()
+        .find(|r| host_key(&r.host, r.port) == key.host)?;
+    settings.host = replica.host.clone();
+    settings.port = replica.port;
+    Some(settings)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ async fn min_pool_size_gives_back_the_slots_it_could_not_fill() {
     );
     let config = Config::parse(std::path::Path::new("gw.toml"), &text).unwrap();
     let pool = Pools::default().get(&config, "app", "app").unwrap();
-    pool.maintain().await;
+    pool.maintain(true).await;
     assert_eq!(pool.stats.server_connect_errors.load(Relaxed), 1);
     assert_eq!(pool.snapshot().open, 0);
 }
@@ -126,6 +126,7 @@ fn due_waiters_are_served_from_the_front_and_the_next_deadline_returned() {
     let secs = |s: u64| t0 + Duration::from_secs(s);
     let waiter = |since: u64, tried: bool| Waiter {
         slot: Arc::default(),
+        queued_at: secs(since),
         reserve_at: (!tried).then(|| secs(since + 1)),
         deadline: Some(secs(since + 10)),
     };
@@ -138,7 +139,7 @@ fn due_waiters_are_served_from_the_front_and_the_next_deadline_returned() {
             waiter(5, false),
         ]
         .into(),
-        ..State::default()
+        ..pool.empty_state()
     };
     let slots: Vec<_> = st.waiters.iter().map(|w| w.slot.clone()).collect();
     // At 3 s: the first untried waiter gets the one reserve connection,

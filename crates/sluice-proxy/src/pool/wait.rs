@@ -80,6 +80,8 @@ impl WaitSlot {
 
 pub(crate) struct Waiter {
     pub(crate) slot: Arc<WaitSlot>,
+    /// When it joined the queue (for `maxwait`).
+    pub(crate) queued_at: Instant,
     /// When the reserve pool may open for this waiter (`None`: not, or no more).
     pub(crate) reserve_at: Option<Instant>,
     /// When it gives up (`None`: never).
@@ -100,12 +102,15 @@ impl Pool {
     /// pool's lock, so it only grows along the queue: the deadlines come in
     /// queue order.
     pub(crate) fn enqueue(self: &Arc<Self>, st: &mut State, slot: Arc<WaitSlot>, now: Instant) {
-        let limits = &self.limits;
+        let limits = &st.limits;
+        let reserve_at = (limits.reserve_pool_size > 0).then(|| now + limits.reserve_pool_timeout);
+        let deadline =
+            (!limits.query_wait_timeout.is_zero()).then(|| now + limits.query_wait_timeout);
         let waiter = Waiter {
             slot,
-            reserve_at: (limits.reserve_pool_size > 0).then(|| now + limits.reserve_pool_timeout),
-            deadline: (!limits.query_wait_timeout.is_zero())
-                .then(|| now + limits.query_wait_timeout),
+            queued_at: now,
+            reserve_at,
+            deadline,
         };
         let timed = waiter.reserve_at.is_some() || waiter.deadline.is_some();
         st.waiters.push_back(waiter);
@@ -142,7 +147,6 @@ impl Pool {
     /// front of the queue can be due; waiters that had their one try at
     /// the reserve pool are a prefix of it.
     pub(crate) fn expire_waiters(&self, st: &mut State, now: Instant) -> Option<Instant> {
-        let limits = &self.limits;
         while st
             .waiters
             .front()
@@ -160,7 +164,8 @@ impl Pool {
             // One try: with the reserve pool full, the client waits on for
             // a returned connection.
             waiter.reserve_at = None;
-            if st.open < limits.pool_size + limits.reserve_pool_size {
+            let room = st.limits.pool_size + st.limits.reserve_pool_size;
+            if st.open < room && self.caps.try_take() {
                 st.open += 1;
                 let waiter = st.waiters.remove(untried).expect("index in range");
                 self.stats.reserve_used.fetch_add(1, Relaxed);
@@ -174,6 +179,18 @@ impl Pool {
         match (next_deadline, next_reserve) {
             (Some(d), Some(r)) => Some(d.min(r)),
             (d, r) => d.or(r),
+        }
+    }
+
+    /// Gives waiting clients the permits the pool now has room for (after
+    /// a reload made it bigger, or another pool under the same
+    /// `max_db_connections`/`max_user_connections` closed a connection).
+    pub fn grant_waiters(&self) {
+        let mut st = self.lock();
+        while !st.waiters.is_empty() && st.open < st.limits.pool_size && self.caps.try_take() {
+            st.open += 1;
+            let waiter = st.waiters.pop_front().expect("not empty");
+            waiter.slot.fill(Handoff::Permit);
         }
     }
 
@@ -219,12 +236,14 @@ impl<'a> Acquire<'a> {
     }
 
     fn done(&self, got: Result<Checkout, NoConn>) -> Poll<Result<Checkout, NoConn>> {
+        if got.is_ok() {
+            self.pool
+                .stats
+                .server_assignment_count
+                .fetch_add(1, Relaxed);
+        }
         if let Some(since) = self.since {
-            let stats = &self.pool.stats;
-            stats.waits.fetch_add(1, Relaxed);
-            stats
-                .wait_time_us
-                .fetch_add(since.elapsed().as_micros() as u64, Relaxed);
+            self.pool.stats.observe_wait(since.elapsed());
         }
         Poll::Ready(got)
     }
@@ -240,7 +259,7 @@ impl Future for Acquire<'_> {
                 let handoff = std::task::ready!(self.slot.poll_take(cx));
                 self.queued = false;
                 match handoff {
-                    Handoff::Conn(conn) => match pool.accept_handoff(conn) {
+                    Handoff::Conn(conn) => match pool.accept_handoff(conn, false) {
                         Some(checkout) => return self.done(Ok(checkout)),
                         None => continue, // it had died: queue again
                     },
@@ -253,16 +272,27 @@ impl Future for Acquire<'_> {
             }
             let mut st = pool.lock();
             if let Some(conn) = st.idle.pop_back() {
+                let check = !st.limits.server_check_query.is_empty()
+                    && conn.last_used.elapsed() >= st.limits.server_check_delay;
                 drop(st);
-                match pool.accept_handoff(conn) {
+                match pool.accept_handoff(conn, check) {
                     Some(checkout) => return self.done(Ok(checkout)),
                     None => continue,
                 }
             }
-            if st.open < pool.limits.pool_size {
-                st.open += 1;
+            if st.open < st.limits.pool_size {
+                if pool.caps.try_take() {
+                    st.open += 1;
+                    drop(st);
+                    return self.done(Err(NoConn::Permit(pool.permit())));
+                }
+                // The database's or user's limit is full: make room by
+                // closing another pool's idle connection, else wait.
                 drop(st);
-                return self.done(Err(NoConn::Permit(pool.permit())));
+                if pool.evict_for_caps() {
+                    continue;
+                }
+                st = pool.lock();
             }
             // (Queued again after being handed a dead connection, a client's
             // deadlines start over; `since` keeps its whole wait.)

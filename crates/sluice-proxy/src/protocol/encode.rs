@@ -149,18 +149,7 @@ pub fn sync(buf: &mut BytesMut) {
 /// A result set of text columns (RowDescription, DataRows, CommandComplete
 /// with `tag`), as the gateway answers a `SHOW` itself.
 pub fn text_result(buf: &mut BytesMut, columns: &[&str], rows: &[Vec<Option<String>>], tag: &str) {
-    let at = begin(buf, server_tag::ROW_DESCRIPTION);
-    buf.put_i16(columns.len() as i16);
-    for column in columns {
-        put_cstr(buf, column.as_bytes());
-        buf.put_i32(0); // table oid
-        buf.put_i16(0); // column number
-        buf.put_i32(TEXT_OID);
-        buf.put_i16(-1); // variable length
-        buf.put_i32(-1); // no type modifier
-        buf.put_i16(0); // text format
-    }
-    finish(buf, at);
+    row_description(buf, columns.iter().map(|name| (*name, ColumnType::Text)));
     for row in rows {
         data_row(
             buf,
@@ -170,8 +159,84 @@ pub fn text_result(buf: &mut BytesMut, columns: &[&str], rows: &[Vec<Option<Stri
     command_complete(buf, tag);
 }
 
-/// The type of every column the gateway answers with.
-const TEXT_OID: i32 = 25;
+/// The types the gateway's own result columns have (pgbouncer's console
+/// uses exactly these), all sent in text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Int4,
+    Int8,
+    Numeric,
+    Bytea,
+}
+
+impl ColumnType {
+    /// The type's OID.
+    pub fn oid(self) -> i32 {
+        match self {
+            ColumnType::Text => 25,
+            ColumnType::Int4 => 23,
+            ColumnType::Int8 => 20,
+            ColumnType::Numeric => 1700,
+            ColumnType::Bytea => 17,
+        }
+    }
+
+    /// The type's length (-1: variable).
+    pub fn size(self) -> i16 {
+        match self {
+            ColumnType::Int4 => 4,
+            ColumnType::Int8 => 8,
+            ColumnType::Text | ColumnType::Numeric | ColumnType::Bytea => -1,
+        }
+    }
+}
+
+/// A RowDescription of columns in text format.
+pub fn row_description<'a>(
+    buf: &mut BytesMut,
+    columns: impl ExactSizeIterator<Item = (&'a str, ColumnType)>,
+) {
+    let at = begin(buf, server_tag::ROW_DESCRIPTION);
+    buf.put_i16(columns.len() as i16);
+    for (name, kind) in columns {
+        put_cstr(buf, name.as_bytes());
+        buf.put_i32(0); // table oid
+        buf.put_i16(0); // column number
+        buf.put_i32(kind.oid());
+        buf.put_i16(kind.size());
+        buf.put_i32(-1); // no type modifier
+        buf.put_i16(0); // text format
+    }
+    finish(buf, at);
+}
+
+/// A NoticeResponse (severity NOTICE, SQLSTATE 00000), with a detail if given.
+pub fn notice(buf: &mut BytesMut, message: &str, detail: Option<&str>) {
+    let at = begin(buf, server_tag::NOTICE_RESPONSE);
+    for (kind, value) in [(b'S', "NOTICE"), (b'C', "00000"), (b'M', message)] {
+        buf.put_u8(kind);
+        put_cstr(buf, value.as_bytes());
+    }
+    if let Some(detail) = detail {
+        buf.put_u8(b'D');
+        put_cstr(buf, detail.as_bytes());
+    }
+    buf.put_u8(0);
+    finish(buf, at);
+}
+
+/// An ErrorResponse with only severity, SQLSTATE and message, as
+/// pgbouncer's console and its limits send them.
+pub fn short_error(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
+    let at = begin(buf, server_tag::ERROR_RESPONSE);
+    for (kind, value) in [(b'S', severity), (b'C', code), (b'M', message)] {
+        buf.put_u8(kind);
+        put_cstr(buf, value.as_bytes());
+    }
+    buf.put_u8(0);
+    finish(buf, at);
+}
 
 /// A DataRow of text values (`None` is NULL).
 pub fn data_row<'a>(buf: &mut BytesMut, values: impl ExactSizeIterator<Item = Option<&'a [u8]>>) {

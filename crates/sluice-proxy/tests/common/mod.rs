@@ -167,7 +167,7 @@ impl TestGateway {
         let gw = self.gateway.as_ref().unwrap();
         gw.shared
             .pools
-            .get(&gw.shared.config, "app", user)
+            .get(&gw.shared.config(), "app", user)
             .expect("pool")
     }
 }

@@ -151,13 +151,19 @@ impl Scenario {
         }
     }
 
+    /// A console client (database `pgbouncer`) logged in as `user`.
+    pub async fn console(&mut self, user: &str) -> TestClient {
+        let mut client = self
+            .start_client(&[("user", user), ("database", "pgbouncer")])
+            .await;
+        client.finish_login().await;
+        client
+    }
+
     /// A client whose startup packet was sent; nothing read yet.
     pub async fn start_client(&mut self, params: &[(&str, &str)]) -> TestClient {
         let (gateway_end, mut ours) = tokio::io::duplex(1 << 16);
-        tokio::spawn(sluice_proxy::frontend::serve(
-            gateway_end,
-            self.shared.clone(),
-        ));
+        self.spawn_session(gateway_end);
         // The gateway reads the first of a repeated name: the test's win.
         let mut startup = params.to_vec();
         startup.extend_from_slice(&[("user", "app"), ("database", "app")]);
@@ -174,10 +180,7 @@ impl Scenario {
     /// A connection that sends a CancelRequest with this key.
     pub async fn start_cancel(&mut self, pid: i32, secret: i32) -> TestClient {
         let (gateway_end, mut ours) = tokio::io::duplex(1 << 16);
-        tokio::spawn(sluice_proxy::frontend::serve(
-            gateway_end,
-            self.shared.clone(),
-        ));
+        self.spawn_session(gateway_end);
         let mut buf = BytesMut::new();
         protocol::cancel_request(&mut buf, pid, secret);
         ours.write_all(&buf).await.unwrap();
@@ -186,6 +189,19 @@ impl Scenario {
             buf: BytesMut::new(),
             login_messages: Vec::new(),
         }
+    }
+
+    /// Serves `gateway_end` as the accept loop serves a TCP client (its task
+    /// can be closed from outside, as `KILL_CLIENT` does).
+    fn spawn_session(&self, gateway_end: DuplexStream) {
+        let accepted = sluice_proxy::frontend::Accepted::default();
+        let abort = accepted.abort.clone();
+        let task = tokio::spawn(sluice_proxy::frontend::serve(
+            gateway_end,
+            self.shared.clone(),
+            accepted,
+        ));
+        let _ = abort.set(task.abort_handle());
     }
 
     /// The next server connection the gateway opened (logged in).
@@ -254,7 +270,7 @@ impl Scenario {
     pub fn pool(&self) -> Arc<sluice_proxy::pool::Pool> {
         self.shared
             .pools
-            .get(&self.shared.config, "app", "app")
+            .get(&self.shared.config(), "app", "app")
             .expect("pool")
     }
 }
@@ -393,6 +409,49 @@ impl TestClient {
                 _ => self.login_messages.push(message),
             }
         }
+    }
+
+    /// The column names and type OIDs of a RowDescription.
+    pub fn columns(description: &Msg) -> Vec<(String, i32)> {
+        assert_eq!(description.tag, b'T', "{description:?}");
+        let body = &description.body;
+        let count = i16::from_be_bytes([body[0], body[1]]) as usize;
+        let mut at = 2;
+        let mut columns = Vec::new();
+        for _ in 0..count {
+            let end = at + body[at..].iter().position(|&b| b == 0).expect("name");
+            let name = String::from_utf8_lossy(&body[at..end]).into_owned();
+            let oid = i32::from_be_bytes(body[end + 7..end + 11].try_into().unwrap());
+            columns.push((name, oid));
+            at = end + 19;
+        }
+        columns
+    }
+
+    /// Every DataRow's values as text (`None` for NULL).
+    pub fn rows(messages: &[Msg]) -> Vec<Vec<Option<String>>> {
+        messages
+            .iter()
+            .filter(|m| m.tag == b'D')
+            .map(|m| {
+                let body = &m.body;
+                let count = i16::from_be_bytes([body[0], body[1]]) as usize;
+                let mut at = 2;
+                (0..count)
+                    .map(|_| {
+                        let len = i32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+                        at += 4;
+                        if len < 0 {
+                            return None;
+                        }
+                        let value =
+                            String::from_utf8_lossy(&body[at..at + len as usize]).into_owned();
+                        at += len as usize;
+                        Some(value)
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Reads until at least `n` bytes arrived (whole messages or not).

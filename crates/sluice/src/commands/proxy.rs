@@ -5,22 +5,33 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use sluice_proxy::config::Config;
+use sluice_proxy::config::{ini, Config};
 
 use super::{CliError, CmdResult};
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// The gateway's TOML configuration (pgbouncer's setting names).
-    #[arg(long)]
-    pub config: PathBuf,
+    /// The gateway's TOML configuration (pgbouncer's setting names), or a
+    /// pgbouncer INI file as it is (`*.ini`, or with a `[pgbouncer]` section).
+    #[arg(long, required_unless_present = "print_toml")]
+    pub config: Option<PathBuf>,
     /// Validate the configuration, print the resolved settings and exit.
     #[arg(long)]
     pub check: bool,
+    /// Print the TOML equivalent of a pgbouncer INI file and exit.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "check"])]
+    pub print_toml: Option<PathBuf>,
 }
 
 pub fn run(args: ProxyArgs) -> CmdResult {
-    let config = Config::load(&args.config).map_err(CliError::config)?;
+    if let Some(ini) = &args.print_toml {
+        print!("{}", ini::toml_of_file(ini).map_err(CliError::config)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args
+        .config
+        .expect("clap requires --config without --print-toml");
+    let config = Config::load(&path).map_err(CliError::config)?;
     if args.check {
         print!("{config}");
         return Ok(ExitCode::SUCCESS);
@@ -42,6 +53,6 @@ pub fn run(args: ProxyArgs) -> CmdResult {
             .enable_all()
             .build()?,
     };
-    runtime.block_on(sluice_proxy::server::run_until_ctrl_c(Arc::new(config)))?;
+    runtime.block_on(sluice_proxy::server::run_until_shutdown(Arc::new(config)))?;
     Ok(ExitCode::SUCCESS)
 }
