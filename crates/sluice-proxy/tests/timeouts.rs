@@ -65,8 +65,7 @@ fn client_connection_limits_per_database_and_user() {
         let _second = connect(&gw, "climit").await.unwrap();
         let refused = connect(&gw, "climit")
             .await
-            .err()
-            .expect("a third is refused");
+            .expect_err("a third is refused");
         assert_eq!(
             fatal_text(&refused),
             "08P01 client connections exceeded (max_db_client_connections)"
@@ -77,8 +76,7 @@ fn client_connection_limits_per_database_and_user() {
         let _first = connect(&gw, "ulimit").await.unwrap();
         let refused = connect(&gw, "ulimit")
             .await
-            .err()
-            .expect("a second is refused");
+            .expect_err("a second is refused");
         assert_eq!(
             fatal_text(&refused),
             "08P01 client connections exceeded (max_user_client_connections)"

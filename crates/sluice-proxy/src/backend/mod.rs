@@ -299,41 +299,14 @@ impl ServerConn {
     /// Runs gateway housekeeping SQL (SET, ROLLBACK, DISCARD ALL) and drops
     /// its results; fails on the first ErrorResponse. The connection must be idle.
     pub async fn run_housekeeping(&mut self, sql: &str) -> Result<(), BackendError> {
-        protocol::query(&mut self.wbuf, sql);
-        self.flush_wbuf().await?;
-        let mut error = None;
-        loop {
-            let (tag, body) = self.read_message().await?;
-            match tag {
-                server_tag::ERROR_RESPONSE => error = Some(protocol::decode_error_fields(&body)),
-                server_tag::PARAMETER_STATUS => {
-                    params::apply_parameter_status(&mut self.params, &body);
-                }
-                server_tag::READY_FOR_QUERY => {
-                    self.status = TxStatus::from_body(&body);
-                    return match error {
-                        None => Ok(()),
-                        Some(fields) => Err(BackendError::Server {
-                            addr: self.target.addr(),
-                            fields,
-                        }),
-                    };
-                }
-                server_tag::COPY_IN_RESPONSE
-                | server_tag::COPY_OUT_RESPONSE
-                | server_tag::COPY_BOTH_RESPONSE => {
-                    // housekeeping never copies; give up on this connection
-                    self.broken = true;
-                    return Err(self.protocol_error("unexpected COPY during housekeeping"));
-                }
-                _ => {}
-            }
-        }
+        self.query_value(sql).await.map(drop)
     }
 
-    /// Runs a one-row, one-column query of the gateway's own (such as
-    /// `SELECT pg_current_wal_insert_lsn()`) and returns the value as text.
-    /// The connection must be idle; nothing reaches a client.
+    /// Runs a query of the gateway's own (such as `SELECT
+    /// pg_current_wal_insert_lsn()`) and returns the first column of its
+    /// first row as text, if any; fails on the first ErrorResponse. The
+    /// connection must be idle; nothing reaches a client, and the
+    /// parameters the server reports are kept.
     pub async fn query_value(&mut self, sql: &str) -> Result<Option<String>, BackendError> {
         protocol::query(&mut self.wbuf, sql);
         self.flush_wbuf().await?;
@@ -343,6 +316,9 @@ impl ServerConn {
             let (tag, body) = self.read_message().await?;
             match tag {
                 server_tag::ERROR_RESPONSE => error = Some(protocol::decode_error_fields(&body)),
+                server_tag::PARAMETER_STATUS => {
+                    params::apply_parameter_status(&mut self.params, &body);
+                }
                 server_tag::DATA_ROW if value.is_none() => {
                     value = protocol::data_row_first_column(&body)
                         .map(|text| String::from_utf8_lossy(text).into_owned());
@@ -360,6 +336,7 @@ impl ServerConn {
                 server_tag::COPY_IN_RESPONSE
                 | server_tag::COPY_OUT_RESPONSE
                 | server_tag::COPY_BOTH_RESPONSE => {
+                    // the gateway's queries never copy; give up on this connection
                     self.broken = true;
                     return Err(self.protocol_error("unexpected COPY in a gateway query"));
                 }
