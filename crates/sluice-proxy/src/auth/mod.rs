@@ -18,6 +18,10 @@
 //! was copied from its `pg_authid`). [`ScramServer::finish`] returns the
 //! ClientKey, [`LearnedClientKey`] keeps it with the user's entry, and
 //! [`ScramClient`] logs in with it.
+//!
+//! Which method a client must use is a [`Method`] ([`method`]), decided per
+//! login from `auth_type` or from the `auth_hba_file` line the client
+//! matches ([`hba`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +33,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
 use rand::RngCore;
 use sha2::Sha256;
+
+pub mod hba;
+mod method;
+
+pub use method::{verify_cleartext, Method};
 
 /// An `auth_file` line that cannot be used.
 #[derive(Debug, thiserror::Error)]
