@@ -23,7 +23,8 @@
 //!   per server connection.
 //! - [`buffers`]: client read buffers, recycled per thread; [`recycle`]: the
 //!   same for the boxed per-transaction futures.
-//! - [`auth`]: the `auth_file`, and the SCRAM-SHA-256 and md5 primitives.
+//! - [`auth`]: the `auth_file`, the `auth_hba_file` rules ([`auth::hba`]),
+//!   the per-login [`auth::Method`], and the SCRAM-SHA-256 and md5 primitives.
 //! - [`pool`]: pools per (database, user, host): FIFO waiters, reserve pool,
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
 //! - [`backend`]: one server connection: login, parameters, what it owes.

@@ -6,8 +6,8 @@
 //! as `file:line: message`: the `toml` crate gives byte spans for syntax and
 //! type errors (including unknown keys, thanks to `deny_unknown_fields`), and
 //! values needing more than a type check are read as [`toml::Spanned`] so their
-//! line is known too. The `auth_file` uses pgbouncer's userlist format and
-//! reports its own `file:line` errors. A pgbouncer INI file is read too
+//! line is known too. The `auth_file` and `auth_hba_file` ([`auth`]) use
+//! pgbouncer's formats and report their own `file:line` errors. A pgbouncer INI file is read too
 //! ([`ini`]), converted to this TOML.
 
 use std::collections::BTreeMap;
@@ -20,12 +20,16 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod auth;
 pub mod ini;
 mod resolved;
 pub mod settings;
 
+use crate::auth::hba::{Hba, HbaError};
 use crate::auth::{AuthFile, AuthFileError};
+
 use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
+pub use auth::LoginMethod;
 
 /// A configuration that cannot be used, with the place that is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     AuthFile(#[from] AuthFileError),
+    #[error(transparent)]
+    Hba(#[from] HbaError),
 }
 
 /// A `[proxy]` value that cannot be used.
@@ -92,6 +98,9 @@ pub enum AuthType {
     /// Any client naming a known user (or any user without an auth_file) is let in.
     #[serde(rename = "trust")]
     Trust,
+    /// The method comes from the first `auth_hba_file` line the client matches.
+    #[serde(rename = "hba")]
+    Hba,
 }
 
 impl fmt::Display for AuthType {
@@ -100,6 +109,7 @@ impl fmt::Display for AuthType {
             AuthType::ScramSha256 => "scram-sha-256",
             AuthType::Md5 => "md5",
             AuthType::Trust => "trust",
+            AuthType::Hba => "hba",
         })
     }
 }
@@ -164,6 +174,8 @@ pub struct ProxySettings {
     pub auth_type: AuthType,
     /// pgbouncer's userlist: `"user" "password-or-SCRAM-secret-or-md5-hash"`.
     pub auth_file: Option<Spanned<String>>,
+    /// pgbouncer's HBA file (the rules of `auth_type = "hba"`), relative to this file.
+    pub auth_hba_file: Option<Spanned<String>>,
     /// Run on a server connection when a session-mode client leaves.
     pub server_reset_query: String,
     /// Prepared statements kept per server connection in transaction mode
@@ -234,6 +246,7 @@ impl Default for ProxySettings {
             client_login_timeout: Seconds(Duration::from_secs(60)),
             auth_type: AuthType::Md5,
             auth_file: None,
+            auth_hba_file: None,
             server_reset_query: "DISCARD ALL".into(),
             max_prepared_statements: 200,
             max_packet_size: Spanned::new(0..0, 256 * 1024 * 1024),
@@ -348,6 +361,8 @@ pub struct Config {
     pub users: BTreeMap<String, UserConfig>,
     /// Users and their secrets from `auth_file` (empty without one).
     pub auth: AuthFile,
+    /// The rules of `auth_hba_file`, when it is set.
+    pub hba: Option<Hba>,
     /// `[load_balancing]`: reads to replicas, sticky read-your-writes.
     pub load_balancing: LoadBalancing,
 }
@@ -441,28 +456,7 @@ impl Config {
             ));
         }
 
-        let auth = match &proxy.auth_file {
-            Some(name) => {
-                let auth_path = path.parent().unwrap_or(Path::new(".")).join(name.get_ref());
-                if !auth_path.is_file() {
-                    return Err(invalid(
-                        Some(name.span()),
-                        format!("auth_file `{}` does not exist", auth_path.display()),
-                    ));
-                }
-                AuthFile::load(&auth_path)?
-            }
-            None if proxy.auth_type != AuthType::Trust => {
-                return Err(invalid(
-                    None,
-                    format!(
-                        "auth_type = \"{}\" needs an auth_file with the users' passwords",
-                        proxy.auth_type
-                    ),
-                ))
-            }
-            None => AuthFile::default(),
-        };
+        let (auth, hba) = auth::load(path, &proxy, &invalid)?;
 
         Ok(Config {
             path: path.to_owned(),
@@ -471,6 +465,7 @@ impl Config {
             databases: file.databases,
             users: file.users,
             auth,
+            hba,
             load_balancing: file.load_balancing,
         })
     }
@@ -516,6 +511,11 @@ impl Config {
         if *self.proxy.max_packet_size.get_ref() < 1024 {
             return Err(InvalidSetting(
                 "max_packet_size must be at least 1024 bytes",
+            ));
+        }
+        if self.proxy.auth_type == AuthType::Hba && self.hba.is_none() {
+            return Err(InvalidSetting(
+                "auth_type = hba needs an auth_hba_file (set in the file, then RELOAD)",
             ));
         }
         Ok(())

@@ -32,6 +32,14 @@ impl fmt::Display for Config {
                 self.auth.len()
             )?;
         }
+        if let (Some(file), Some(hba)) = (&p.auth_hba_file, &self.hba) {
+            writeln!(
+                f,
+                "auth_hba_file = \"{}\"  # {} rules",
+                file.get_ref(),
+                hba.rules().len()
+            )?;
+        }
         writeln!(f, "server_reset_query = {:?}", p.server_reset_query)?;
         writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;
         writeln!(f, "max_packet_size = {}", p.max_packet_size.get_ref())?;

@@ -135,7 +135,7 @@ impl SettingValue for PoolMode {
 }
 
 impl SettingValue for AuthType {
-    const EXPECTED: &'static str = "scram-sha-256, md5 or trust";
+    const EXPECTED: &'static str = "scram-sha-256, md5, trust or hba";
     fn show(&self) -> String {
         self.to_string()
     }
@@ -144,6 +144,7 @@ impl SettingValue for AuthType {
             "scram-sha-256" => Some(AuthType::ScramSha256),
             "md5" => Some(AuthType::Md5),
             "trust" => Some(AuthType::Trust),
+            "hba" => Some(AuthType::Hba),
             _ => None,
         }
     }
@@ -200,6 +201,7 @@ fn expected_of<T: SettingValue>(_: &T) -> &'static str {
 pub const SETTINGS: &[Setting] = &[
     setting!(admin_users, true),
     setting!(auth_file, true),
+    setting!(auth_hba_file, true),
     setting!(auth_type, true),
     setting!(client_idle_timeout, true),
     setting!(client_login_timeout, true),

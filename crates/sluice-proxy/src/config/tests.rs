@@ -143,3 +143,122 @@ fn check_output_lists_resolved_pools() {
         "[databases.app]\nhost = \"127.0.0.1\"\nport = 5432\ndbname = \"app\"\npool_size = 20"
     ));
 }
+
+/// A configuration with `proxy` lines in a folder holding `files`.
+fn load_in_dir(
+    proxy: &str,
+    files: &[(&str, &str)],
+) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        format!("[proxy]\n{proxy}\n[databases.app]\nhost = \"h\"\n"),
+    )
+    .unwrap();
+    let config = Config::load(&path);
+    (dir, config)
+}
+
+#[test]
+fn auth_type_hba_takes_the_method_from_the_first_matching_line() {
+    use crate::auth::hba::Connection;
+    use crate::auth::Method;
+    let (_dir, config) = load_in_dir(
+        "auth_type = \"hba\"\nauth_hba_file = \"hba.conf\"\nauth_file = \"users.txt\"",
+        &[
+            (
+                "hba.conf",
+                "host app app all scram-sha-256\nhost app all 10.0.0.0/8 trust\n",
+            ),
+            ("users.txt", "\"app\" \"app\"\n"),
+        ],
+    );
+    let config = config.unwrap();
+    let login = |user| Connection {
+        tls: false,
+        addr: Some("10.1.1.1".parse().unwrap()),
+        database: "app",
+        user,
+        replication: false,
+    };
+    let app = config.login_method(&login("app")).unwrap();
+    assert_eq!((app.method, app.hba_line), (Method::ScramSha256, Some(1)));
+    let other = config.login_method(&login("other")).unwrap();
+    assert_eq!((other.method, other.hba_line), (Method::Trust, Some(2)));
+    let mut outside = login("other");
+    outside.addr = Some("192.0.2.1".parse().unwrap());
+    assert_eq!(config.login_method(&outside), None);
+    assert!(config
+        .to_string()
+        .contains("auth_hba_file = \"hba.conf\"  # 2 rules"));
+
+    // Without hba the method is auth_type's, whatever the file says.
+    let mut md5 = config.clone();
+    md5.proxy.auth_type = AuthType::Md5;
+    let decided = md5.login_method(&outside).unwrap();
+    assert_eq!((decided.method, decided.hba_line), (Method::Md5, None));
+}
+
+#[test]
+fn auth_type_hba_needs_its_files() {
+    let (_dir, config) = load_in_dir("auth_type = \"hba\"", &[]);
+    let message = config.unwrap_err().to_string();
+    assert!(
+        message.ends_with("gw.toml:1: auth_type = \"hba\" needs an auth_hba_file with the rules"),
+        "{message}"
+    );
+
+    let (dir, config) = load_in_dir("auth_type = \"hba\"\nauth_hba_file = \"nope.conf\"", &[]);
+    let message = config.unwrap_err().to_string();
+    let expected = format!(
+        "gw.toml:3: auth_hba_file `{}` does not exist",
+        dir.path().join("nope.conf").display()
+    );
+    assert!(message.ends_with(&expected), "{message}");
+
+    // trust and reject lines need no passwords; an md5 line does.
+    let (_dir, config) = load_in_dir(
+        "auth_type = \"hba\"\nauth_hba_file = \"hba.conf\"",
+        &[(
+            "hba.conf",
+            "host all all all trust\nhost all all all reject\n",
+        )],
+    );
+    assert!(config.unwrap().auth.is_empty());
+    let (dir, config) = load_in_dir(
+        "auth_type = \"hba\"\nauth_hba_file = \"hba.conf\"",
+        &[("hba.conf", "host all all all trust\nhost all all all md5\n")],
+    );
+    let message = config.unwrap_err().to_string();
+    let expected = format!(
+        "{}:2 uses md5, which needs an auth_file",
+        dir.path().join("hba.conf").display()
+    );
+    assert!(message.contains(&expected), "{message}");
+
+    // A broken file is refused even before auth_type = "hba" uses it.
+    let (dir, config) = load_in_dir(
+        "auth_type = \"trust\"\nauth_hba_file = \"hba.conf\"",
+        &[(
+            "hba.conf",
+            "host all all all trust\nhost all all all kerberos\n",
+        )],
+    );
+    let message = config.unwrap_err().to_string();
+    let expected = format!(
+        "{}:2: unsupported method \"kerberos\"",
+        dir.path().join("hba.conf").display()
+    );
+    assert!(message.starts_with(&expected), "{message}");
+}
+
+#[test]
+fn set_auth_type_hba_needs_a_loaded_hba_file() {
+    let mut config = parse(MINIMAL).unwrap();
+    config.proxy.auth_type = AuthType::Hba;
+    assert!(config.check_runtime_settings().is_err());
+}

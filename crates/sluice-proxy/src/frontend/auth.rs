@@ -1,23 +1,27 @@
-//! Checking a client's password, per `auth_type` (pgbouncer's client-side
-//! auth): the server side of SCRAM-SHA-256 (whose proof also teaches the
-//! user's pools the ClientKey for SCRAM pass-through), md5, or trust.
+//! Checking a client's password with the method its login decided
+//! ([`Method`]: from `auth_type`, or the matching `auth_hba_file` line;
+//! pgbouncer's client-side auth): the server side of SCRAM-SHA-256 (whose
+//! proof also teaches the user's pools the ClientKey for SCRAM
+//! pass-through), md5, a cleartext password, trust, or a refusal with
+//! pgbouncer's words.
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::startup::read_login_message;
 use super::ClientError;
-use crate::auth::{decode_sasl_initial, md5_verify, ScramServer};
-use crate::config::{AuthType, Config};
+use crate::auth::{decode_sasl_initial, md5_verify, verify_cleartext, Method, ScramServer};
+use crate::config::Config;
 use crate::net::ClientStream;
 use crate::protocol::{self, client_tag, sqlstate};
 
-/// Checks the client's password per `auth_type` (SCRAM-SHA-256 or md5).
+/// Checks that the client is `user` by `method`.
 pub(super) async fn authenticate<S: ClientStream>(
     stream: &mut S,
     buf: &mut BytesMut,
     config: &Config,
     user: &str,
+    method: Method,
 ) -> Result<(), ClientError> {
     let failed = || {
         ClientError::fatal(
@@ -25,19 +29,41 @@ pub(super) async fn authenticate<S: ClientStream>(
             format!("password authentication failed for user \"{user}\""),
         )
     };
+    // pgbouncer's texts (client.c), all FATAL 08P01.
+    let refused = |message: &str| ClientError::fatal(sqlstate::PROTOCOL_VIOLATION, message);
     let secret = config.auth.get(user);
-    let auth_type = config.proxy.auth_type;
-    if auth_type == AuthType::Trust {
-        return if secret.is_some() || config.auth.is_empty() {
-            Ok(())
-        } else {
-            Err(failed())
-        };
+    match method {
+        Method::Trust => {
+            return if secret.is_some() || config.auth.is_empty() {
+                Ok(())
+            } else {
+                Err(failed())
+            };
+        }
+        Method::Reject => return Err(refused("login rejected")),
+        // Needs the client certificate's names, which the TLS layer will
+        // provide; until then no login passes (pgbouncer refuses one
+        // without TLS with the same words).
+        Method::Cert => return Err(refused("certificate authentication failed")),
+        // Only local (Unix socket) HBA lines have it, and the gateway
+        // listens on TCP only.
+        Method::Peer => return Err(refused("unix socket login rejected")),
+        Method::Password | Method::Md5 | Method::ScramSha256 => {}
     }
     let secret = secret.ok_or_else(failed)?;
     let mut out = BytesMut::with_capacity(256);
-    let use_md5 = auth_type == AuthType::Md5 && secret.md5.is_some();
-    if use_md5 {
+    if method == Method::Password {
+        protocol::authentication(&mut out, protocol::AUTH_CLEARTEXT, &[]);
+        stream.write_all(&out).await?;
+        let (tag, body) = read_login_message(stream, buf).await?;
+        let password = body.strip_suffix(&[0]).unwrap_or(&body);
+        if tag != client_tag::PASSWORD || !verify_cleartext(secret, user, password) {
+            return Err(failed());
+        }
+        return Ok(());
+    }
+    // Like pgbouncer, md5 for a user whose entry is only a SCRAM secret is SCRAM.
+    if method == Method::Md5 && secret.md5.is_some() {
         let salt: [u8; 4] = rand::random();
         protocol::authentication(&mut out, protocol::AUTH_MD5, &salt);
         stream.write_all(&out).await?;

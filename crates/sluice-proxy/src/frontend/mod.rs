@@ -81,6 +81,8 @@ impl ClientError {
 #[derive(Default)]
 pub struct Accepted {
     pub peer: Peer,
+    /// Whether the client talks TLS (hostssl/hostnossl HBA lines, `cert`).
+    pub tls: bool,
     /// How the registry closes the client's task from outside (set by the
     /// accept loop once the task is spawned).
     pub abort: Arc<OnceLock<AbortHandle>>,
@@ -94,6 +96,7 @@ impl Accepted {
                 addr: Some(addr),
                 local: stream.local_addr().ok(),
             },
+            tls: false,
             abort: Arc::default(),
         }
     }

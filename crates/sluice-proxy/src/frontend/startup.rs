@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::checkout::sync_params;
 use super::{report_fatal, Accepted, ClientError, Session};
 use crate::admin::{self, Role};
+use crate::auth::hba::Connection;
 use crate::backend::{param, set_param, BackendError, Params};
 use crate::balance::session::Balancing;
 use crate::clients::{NewClient, Registration};
@@ -149,8 +150,28 @@ async fn login<S: ClientStream>(
             "replication connections are not supported by sluice",
         ));
     }
+    // pgbouncer decides the method before it looks at the database, so a
+    // console login goes through the same decision.
+    let connection = Connection {
+        tls: accepted.tls,
+        addr: accepted.peer.addr.map(|addr| addr.ip()),
+        database,
+        user,
+        replication: false, // refused above
+    };
+    let Some(decided) = config.login_method(&connection) else {
+        tracing::debug!(user, database, "no auth_hba_file line matches");
+        return Err(ClientError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            "no authentication method is found",
+        ));
+    };
+    if let Some(line) = decided.hba_line {
+        tracing::debug!(user, database, method = %decided.method, "HBA line {line} is matched");
+    }
+    let method = decided.method;
     if admin::is_console(database) {
-        super::auth::authenticate(stream, &mut buf, config, user).await?;
+        super::auth::authenticate(stream, &mut buf, config, user, method).await?;
         let role = if config.proxy.admin_users.iter().any(|u| u == user) {
             Role::Admin
         } else if config.proxy.stats_users.iter().any(|u| u == user) {
@@ -187,7 +208,7 @@ async fn login<S: ClientStream>(
         )
     })?;
 
-    super::auth::authenticate(stream, &mut buf, config, user).await?;
+    super::auth::authenticate(stream, &mut buf, config, user, method).await?;
 
     if shared.state.shutdown() != Shutdown::No {
         return Err(ClientError::fatal(

@@ -103,7 +103,7 @@ pub(super) const SETTINGS: &[Setting] = &[
     no(Pgbouncer, "application_name_add_host",  ""),
     no(Pgbouncer, "auth_dbname",                AUTH_FILE_ONLY),
     to(Pgbouncer, "auth_file",                  "proxy.auth_file", Text),
-    no(Pgbouncer, "auth_hba_file",              AUTH_FILE_ONLY),
+    to(Pgbouncer, "auth_hba_file",              "proxy.auth_hba_file", Text),
     no(Pgbouncer, "auth_ident_file",            AUTH_FILE_ONLY),
     no(Pgbouncer, "auth_ldap_options",          AUTH_FILE_ONLY),
     no(Pgbouncer, "auth_query",                 AUTH_FILE_ONLY),

@@ -1,5 +1,6 @@
 use super::pgbouncer::{Kind, Place, Target, SETTINGS};
 use super::*;
+use crate::config::AuthType;
 use std::time::Duration;
 
 const MINIMAL: &str = "[pgbouncer]\nauth_type = trust\n[databases]\napp = host=127.0.0.1\n";
@@ -242,7 +243,9 @@ fn values_the_gateway_refuses_name_their_ini_line() {
     assert!(error(&with_line("listen_port = 70000")).starts_with("pgb.ini:3: "));
     assert!(error(&with_line("pool_mode = statement"))
         .starts_with("pgb.ini:3: unknown variant `statement`"));
-    assert!(error(&with_line("auth_type = hba")).starts_with("pgb.ini:3: unknown variant `hba`"));
+    assert!(
+        error(&with_line("auth_type = plain")).starts_with("pgb.ini:3: unknown variant `plain`")
+    );
     assert!(
         error(&with_line("listen_addr = 10.0.0.1,10.0.0.2")).starts_with("pgb.ini:3: listen_addr")
     );
@@ -400,4 +403,47 @@ fn suggestions_stay_among_the_settings_of_their_place() {
         Some("pool_size")
     );
     assert_eq!(pgbouncer::nearest(Place::User, "host"), None);
+}
+
+#[test]
+fn auth_type_hba_reads_the_auth_hba_file_next_to_the_ini_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("userlist.txt"), "\"app\" \"app\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("hba.conf"),
+        "host app app 127.0.0.1/32 md5\nhost all all all reject\n",
+    )
+    .unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    let text = "[pgbouncer]\nauth_type = HBA\nauth_hba_file = hba.conf\nauth_file = userlist.txt\n\
+                [databases]\napp = host=127.0.0.1\n";
+    std::fs::write(&ini, text).unwrap();
+    let config = Config::load(&ini).unwrap();
+    assert_eq!(config.proxy.auth_type, AuthType::Hba);
+    assert_eq!(config.hba.as_ref().unwrap().rules().len(), 2);
+    let toml = toml_of_file(&ini).unwrap();
+    assert!(
+        toml.contains("auth_type = \"hba\"\nauth_hba_file = \"hba.conf\""),
+        "{toml}"
+    );
+
+    // A missing file names the INI line; a bad rule names the HBA file's.
+    std::fs::write(&ini, text.replace("hba.conf", "nope.conf")).unwrap();
+    let message = Config::load(&ini).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("{}:3: auth_hba_file", ini.display())),
+        "{message}"
+    );
+    std::fs::write(
+        dir.path().join("hba.conf"),
+        "host app app 127.0.0.1/32 md5\nhost all\n",
+    )
+    .unwrap();
+    std::fs::write(&ini, text).unwrap();
+    let message = Config::load(&ini).unwrap_err().to_string();
+    let hba = dir.path().join("hba.conf");
+    assert_eq!(
+        message,
+        format!("{}:2: expected a user name", hba.display())
+    );
 }
