@@ -24,6 +24,7 @@
 //! - [`buffers`]: client read buffers, recycled per thread; [`recycle`]: the
 //!   same for the boxed per-transaction futures.
 //! - [`auth`]: the `auth_file`, and the SCRAM-SHA-256 and md5 primitives.
+//! - [`tls`]: TLS to clients and to servers (rustls), rebuilt at every reload.
 //! - [`pool`]: pools per (database, user, host): FIFO waiters, reserve pool,
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
 //! - [`backend`]: one server connection: login, parameters, what it owes.
@@ -55,6 +56,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod statements;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{Gateway, Shared};

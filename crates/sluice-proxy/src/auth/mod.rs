@@ -349,24 +349,49 @@ pub struct ScramServer<'a> {
     client_first_bare: String,
     server_first: String,
     nonce: String,
+    /// The `c=` attribute the client-final message must carry.
+    channel: String,
 }
 
 impl<'a> ScramServer<'a> {
-    /// Reads the client-first message (`n,,n=...,r=<nonce>`) and returns the
-    /// server-first message to send in `AuthenticationSASLContinue`.
+    /// Reads the client-first message (`n,,n=...,r=<nonce>`) of a client
+    /// without TLS, and returns the server-first message to send in
+    /// `AuthenticationSASLContinue`.
     pub fn start(
         secret: &'a ScramSecret,
         client_first: &[u8],
     ) -> Result<(Self, String), ScramError> {
+        Self::start_bound(secret, client_first, None, false)
+    }
+
+    /// As [`ScramServer::start`], over TLS: `binding` is the
+    /// `tls-server-end-point` data when the gateway offered
+    /// SCRAM-SHA-256-PLUS, and `plus` whether the client chose it.
+    pub fn start_bound(
+        secret: &'a ScramSecret,
+        client_first: &[u8],
+        binding: Option<&[u8]>,
+        plus: bool,
+    ) -> Result<(Self, String), ScramError> {
         let text = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("utf-8"))?;
-        let bare = match text.as_bytes().first() {
-            Some(b'n') | Some(b'y') => {
-                // gs2 header: cbind flag, authzid, then the bare message
-                let mut parts = text.splitn(3, ',');
-                let (_flag, _authzid) = (parts.next(), parts.next());
-                parts.next().ok_or(ScramError::Malformed("client-first"))?
+        // gs2 header: cbind flag, authzid, then the bare message
+        let mut parts = text.splitn(3, ',');
+        let (flag, authzid) = (parts.next().unwrap_or(""), parts.next());
+        let bare = parts.next().ok_or(ScramError::Malformed("client-first"))?;
+        let gs2_header = &text[..text.len() - bare.len()];
+        debug_assert!(authzid.is_some());
+        let channel = match (flag, binding) {
+            // `y`: the client could bind but thinks the server cannot; when
+            // the server offered PLUS that is a downgrade (RFC 5802 6).
+            ("n", _) if !plus => BASE64.encode(gs2_header),
+            ("y", None) if !plus => BASE64.encode(gs2_header),
+            ("p=tls-server-end-point", Some(data)) if plus => {
+                BASE64.encode([gs2_header.as_bytes(), data].concat())
             }
-            Some(b'p') => return Err(ScramError::ChannelBinding),
+            ("n" | "y", _) | ("p=tls-server-end-point", _) => {
+                return Err(ScramError::ChannelBinding)
+            }
+            (f, _) if f.starts_with("p=") => return Err(ScramError::ChannelBinding),
             _ => return Err(ScramError::Malformed("gs2 header")),
         };
         let client_nonce = bare
@@ -388,6 +413,7 @@ impl<'a> ScramServer<'a> {
                 client_first_bare: bare.to_string(),
                 server_first: server_first.clone(),
                 nonce,
+                channel,
             },
             server_first,
         ))
@@ -411,7 +437,7 @@ impl<'a> ScramServer<'a> {
             .split(',')
             .find_map(|attr| attr.strip_prefix("c="))
             .ok_or(ScramError::Malformed("channel binding attribute"))?;
-        if channel != "biws" && channel != "eSws" {
+        if channel != self.channel {
             return Err(ScramError::ChannelBinding);
         }
         let proof: [u8; 32] = BASE64

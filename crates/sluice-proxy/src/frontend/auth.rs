@@ -1,6 +1,8 @@
 //! Checking a client's password, per `auth_type` (pgbouncer's client-side
 //! auth): the server side of SCRAM-SHA-256 (whose proof also teaches the
-//! user's pools the ClientKey for SCRAM pass-through), md5, or trust.
+//! user's pools the ClientKey for SCRAM pass-through), offered with
+//! SCRAM-SHA-256-PLUS (`tls-server-end-point` channel binding) over TLS;
+//! md5; a TLS client certificate whose CN is the user (`cert`); or trust.
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -11,6 +13,7 @@ use crate::auth::{decode_sasl_initial, md5_verify, ScramServer};
 use crate::config::{AuthType, Config};
 use crate::net::ClientStream;
 use crate::protocol::{self, client_tag, sqlstate};
+use crate::tls::TlsInfo;
 
 /// Checks the client's password per `auth_type` (SCRAM-SHA-256 or md5).
 pub(super) async fn authenticate<S: ClientStream>(
@@ -18,6 +21,7 @@ pub(super) async fn authenticate<S: ClientStream>(
     buf: &mut BytesMut,
     config: &Config,
     user: &str,
+    tls: Option<&TlsInfo>,
 ) -> Result<(), ClientError> {
     let failed = || {
         ClientError::fatal(
@@ -27,6 +31,9 @@ pub(super) async fn authenticate<S: ClientStream>(
     };
     let secret = config.auth.get(user);
     let auth_type = config.proxy.auth_type;
+    if auth_type == AuthType::Cert {
+        return check_certificate(tls, user);
+    }
     if auth_type == AuthType::Trust {
         return if secret.is_some() || config.auth.is_empty() {
             Ok(())
@@ -49,7 +56,11 @@ pub(super) async fn authenticate<S: ClientStream>(
         return Ok(());
     }
     let scram = secret.scram.as_ref().ok_or_else(failed)?;
-    protocol::authentication(&mut out, protocol::AUTH_SASL, b"SCRAM-SHA-256\0\0");
+    let mechanisms: &[u8] = match tls {
+        Some(_) => b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0",
+        None => b"SCRAM-SHA-256\0\0",
+    };
+    protocol::authentication(&mut out, protocol::AUTH_SASL, mechanisms);
     stream.write_all(&out).await?;
     out.clear();
     let (tag, body) = read_login_message(stream, buf).await?;
@@ -62,13 +73,19 @@ pub(super) async fn authenticate<S: ClientStream>(
             ))
         }
     };
-    if mechanism != b"SCRAM-SHA-256" {
-        return Err(ClientError::fatal(
-            sqlstate::INVALID_AUTHORIZATION,
-            "unsupported SASL mechanism",
-        ));
-    }
-    let (server, server_first) = ScramServer::start(scram, first).map_err(|_| failed())?;
+    let plus = match mechanism {
+        b"SCRAM-SHA-256" => false,
+        b"SCRAM-SHA-256-PLUS" if tls.is_some() => true,
+        _ => {
+            return Err(ClientError::fatal(
+                sqlstate::INVALID_AUTHORIZATION,
+                "unsupported SASL mechanism",
+            ))
+        }
+    };
+    let binding = tls.map(|tls| &*tls.end_point);
+    let (server, server_first) =
+        ScramServer::start_bound(scram, first, binding, plus).map_err(|_| failed())?;
     protocol::authentication(
         &mut out,
         protocol::AUTH_SASL_CONTINUE,
@@ -93,4 +110,16 @@ pub(super) async fn authenticate<S: ClientStream>(
     );
     stream.write_all(&out).await?;
     Ok(())
+}
+
+/// `auth_type = "cert"`: a verified client certificate whose CN is the user
+/// (pgbouncer's texts).
+fn check_certificate(tls: Option<&TlsInfo>, user: &str) -> Result<(), ClientError> {
+    let refused = |message: &str| ClientError::fatal(sqlstate::INVALID_AUTHORIZATION, message);
+    let tls = tls.ok_or_else(|| refused("TLS connection required"))?;
+    match tls.peer_common_name.as_deref() {
+        None => Err(refused("TLS client certificate required")),
+        Some(name) if name == user => Ok(()),
+        Some(_) => Err(refused("TLS certificate name mismatch")),
+    }
 }
