@@ -67,6 +67,8 @@ pub struct ClientEntry {
     pub last_ready_us: AtomicU64,
     /// `application_name` and its prepared statements (for `SHOW CLIENTS`).
     pub application_name: Mutex<Arc<str>>,
+    /// The TLS session's protocol and cipher suite (`SHOW CLIENTS`' `tls`), empty without.
+    pub tls: Box<str>,
     pub prepared_statements: AtomicU32,
     abort: Arc<OnceLock<AbortHandle>>,
 }
@@ -162,6 +164,7 @@ pub struct NewClient {
     pub database: String,
     pub pool: Option<Arc<Pool>>,
     pub application_name: Arc<str>,
+    pub tls: Box<str>,
     /// Set by the accept loop once the client's task is spawned.
     pub abort: Arc<OnceLock<AbortHandle>>,
 }
@@ -224,6 +227,7 @@ impl Clients {
             last_request_us: AtomicU64::new(now),
             last_ready_us: AtomicU64::new(now),
             application_name: Mutex::new(client.application_name),
+            tls: client.tls,
             prepared_statements: AtomicU32::new(0),
             abort: client.abort,
         });

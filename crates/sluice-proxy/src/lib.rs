@@ -25,6 +25,7 @@
 //!   same for the boxed per-transaction futures.
 //! - [`auth`]: the `auth_file`, the `auth_hba_file` rules ([`auth::hba`]),
 //!   the per-login [`auth::Method`], and the SCRAM-SHA-256 and md5 primitives.
+//! - [`tls`]: TLS to clients and to servers (rustls), rebuilt at every reload.
 //! - [`pool`]: pools per (database, user, host): FIFO waiters, reserve pool,
 //!   timeouts, idle reaping, and the [`pool::Checkout`] guard.
 //! - [`backend`]: one server connection: login, parameters, what it owes.
@@ -56,6 +57,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod statements;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{Gateway, Shared};

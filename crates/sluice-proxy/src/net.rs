@@ -42,6 +42,28 @@ impl ClientStream for TcpStream {
     }
 }
 
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        let (socket, tls) = self.get_ref();
+        // Decrypted bytes waiting (or a close_notify) mean a read would not
+        // block even if the socket has nothing new.
+        let buffered = !tls.wants_read();
+        async move {
+            if buffered {
+                Ok(())
+            } else {
+                socket.readable().await
+            }
+        }
+    }
+
+    fn write_now(&mut self, bytes: &[u8]) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut *self).poll_write(&mut cx, bytes);
+        let _ = Pin::new(self).poll_flush(&mut cx);
+    }
+}
+
 impl ClientStream for DuplexStream {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         std::future::ready(Ok(()))

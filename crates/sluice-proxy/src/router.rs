@@ -186,7 +186,8 @@ fn build_databases(
             }
             let hosts = Arc::new(Hosts::new(primary, db.replicas.clone()));
             let dbname = db.dbname.clone().unwrap_or_else(|| name.clone());
-            let checker_config = CheckerConfig::new(lb, &user, password.as_deref(), &dbname);
+            let mut checker_config = CheckerConfig::new(lb, &user, password.as_deref(), &dbname);
+            checker_config.tls = config.server_tls.clone();
             let checker = (checks == HealthChecks::Run)
                 .then(|| spawn_health_checker(checker_config, hosts.clone()));
             tracing::info!(database = %name, replicas = db.replicas.len(), check_user = %user, "load balancing reads");

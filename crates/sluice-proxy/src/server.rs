@@ -331,7 +331,7 @@ pub async fn serve(
                 let accepted = crate::frontend::Accepted::over_tcp(peer, &stream);
                 let abort = accepted.abort.clone();
                 let task = clients.spawn(async move {
-                    crate::frontend::serve(stream, shared, accepted).await;
+                    crate::frontend::serve_tcp(stream, shared, accepted).await;
                     drop(connection);
                 });
                 let _ = abort.set(task);

@@ -41,5 +41,8 @@ fn no_source_file_is_over_600_lines_without_a_reason() {
             long.push(format!("{} ({lines} lines)", file.display()));
         }
     }
-    assert!(long.is_empty(), "split these or say why at their top: {long:#?}");
+    assert!(
+        long.is_empty(),
+        "split these or say why at their top: {long:#?}"
+    );
 }

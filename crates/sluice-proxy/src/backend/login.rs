@@ -37,6 +37,12 @@ impl ServerConn {
             Ok(Ok(stream)) => stream,
         };
         let local = stream_local_addr(&stream);
+        let secured = crate::tls::server::secure(stream, &target.tls, &target.host);
+        let stream = match tokio::time::timeout(target.connect_timeout, secured).await {
+            Err(_) => return Err(BackendError::ConnectTimeout { addr }),
+            Ok(Err(source)) => return Err(BackendError::Tls { addr, source }),
+            Ok(Ok(stream)) => stream,
+        };
         let mut conn = ServerConn {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),

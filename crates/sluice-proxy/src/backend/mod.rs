@@ -64,6 +64,11 @@ pub enum BackendError {
     Closed { addr: String },
     #[error("server {addr}: {source}")]
     Io { addr: String, source: io::Error },
+    #[error("server {addr}: {source}")]
+    Tls {
+        addr: String,
+        source: crate::tls::server::ServerTlsError,
+    },
 }
 
 impl BackendError {
@@ -108,6 +113,8 @@ pub struct ServerTarget {
     pub connect_timeout: Duration,
     /// How streams to the server are opened.
     pub connector: Arc<dyn Connector>,
+    /// `server_tls_*`: TLS on those streams.
+    pub tls: crate::tls::ServerTls,
 }
 
 impl std::fmt::Debug for ServerTarget {

@@ -53,6 +53,8 @@ pub struct CheckerConfig {
     /// How far back the primary's position history reaches; should cover
     /// `max_replication_lag_time`.
     pub history: Duration,
+    /// `server_tls_*`, as the pools connect.
+    pub tls: crate::tls::ServerTls,
 }
 
 impl CheckerConfig {
@@ -70,6 +72,7 @@ impl CheckerConfig {
             password: password.map(str::to_owned),
             dbname: dbname.to_owned(),
             history: config.max_replication_lag_time + Duration::from_secs(1),
+            tls: crate::tls::ServerTls::default(),
         }
     }
 }
@@ -293,15 +296,33 @@ async fn connect(
     if let Some(password) = &config.password {
         pg.password(password);
     }
-    let (client, connection) = pg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| describe(&e))?;
     // The connection task ends when the client is dropped or the server goes away.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    let tls = &config.tls;
+    match &tls.config {
+        Some(rustls) if tls.mode != crate::tls::SslMode::Allow => {
+            pg.ssl_mode(if tls.mode.requires_tls() {
+                tokio_postgres::config::SslMode::Require
+            } else {
+                tokio_postgres::config::SslMode::Prefer
+            });
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((**rustls).clone());
+            let (client, connection) = pg.connect(connector).await.map_err(|e| describe(&e))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+        _ => {
+            let (client, connection) = pg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| describe(&e))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+    }
 }
 
 /// tokio-postgres's Display hides the server's message behind "db error".

@@ -63,7 +63,7 @@ pub(super) fn load(
                     rule.method
                 )
             }),
-        (_, AuthType::Trust | AuthType::Hba) => None,
+        (_, AuthType::Trust | AuthType::Hba | AuthType::Cert) => None,
         (_, auth_type) => Some(format!(
             "auth_type = \"{auth_type}\" needs an auth_file with the users' passwords"
         )),
@@ -89,6 +89,7 @@ impl Config {
             AuthType::Trust => Method::Trust,
             AuthType::Md5 => Method::Md5,
             AuthType::ScramSha256 => Method::ScramSha256,
+            AuthType::Cert => Method::Cert,
             AuthType::Hba => {
                 let rule = self.hba.as_ref()?.find(connection)?;
                 return Some(LoginMethod {

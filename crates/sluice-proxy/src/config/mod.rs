@@ -16,7 +16,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -24,11 +23,16 @@ mod auth;
 pub mod ini;
 mod resolved;
 pub mod settings;
+mod values;
+
+use values::user_list;
+pub use values::{split_user_list, Seconds};
 
 use crate::auth::hba::{Hba, HbaError};
 use crate::auth::{AuthFile, AuthFileError};
 
 use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
+use crate::tls::{self, ClientTls, ServerTls, SslMode};
 pub use auth::LoginMethod;
 
 /// A configuration that cannot be used, with the place that is wrong.
@@ -101,6 +105,9 @@ pub enum AuthType {
     /// The method comes from the first `auth_hba_file` line the client matches.
     #[serde(rename = "hba")]
     Hba,
+    /// The client's TLS certificate, verified by `client_tls_ca_file`: its CN is the user.
+    #[serde(rename = "cert")]
+    Cert,
 }
 
 impl fmt::Display for AuthType {
@@ -110,40 +117,8 @@ impl fmt::Display for AuthType {
             AuthType::Md5 => "md5",
             AuthType::Trust => "trust",
             AuthType::Hba => "hba",
+            AuthType::Cert => "cert",
         })
-    }
-}
-
-/// A duration written in seconds, integer or fractional (pgbouncer's unit).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Seconds(pub Duration);
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Number {
-            Int(i64),
-            Float(f64),
-        }
-        let value = match Number::deserialize(deserializer)
-            .map_err(|_| de::Error::custom("expected a number of seconds"))?
-        {
-            Number::Int(i) => i as f64,
-            Number::Float(f) => f,
-        };
-        if !value.is_finite() || !(0.0..=1e9).contains(&value) {
-            return Err(de::Error::custom(format!(
-                "seconds must be between 0 and 1e9, got {value}"
-            )));
-        }
-        Ok(Seconds(Duration::from_secs_f64(value)))
-    }
-}
-
-impl fmt::Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.as_secs_f64())
     }
 }
 
@@ -227,6 +202,20 @@ pub struct ProxySettings {
     /// tools such as Debian 12's prometheus-pgbouncer-exporter 1.7 still
     /// read (sluice's own setting; off: exactly pgbouncer 1.25's columns).
     pub console_legacy_columns: bool,
+    /// TLS to clients (pgbouncer's names and meanings; see [`crate::tls`]).
+    pub client_tls_sslmode: SslMode,
+    pub client_tls_key_file: Option<String>,
+    pub client_tls_cert_file: Option<String>,
+    pub client_tls_ca_file: Option<String>,
+    pub client_tls_protocols: String,
+    pub client_tls_ciphers: String,
+    /// TLS to servers, the health checker's connections included.
+    pub server_tls_sslmode: SslMode,
+    pub server_tls_key_file: Option<String>,
+    pub server_tls_cert_file: Option<String>,
+    pub server_tls_ca_file: Option<String>,
+    pub server_tls_protocols: String,
+    pub server_tls_ciphers: String,
 }
 
 impl Default for ProxySettings {
@@ -268,6 +257,18 @@ impl Default for ProxySettings {
             metrics_listen_addr: "127.0.0.1".into(),
             metrics_port: 0,
             console_legacy_columns: false,
+            client_tls_sslmode: SslMode::Disable,
+            client_tls_key_file: None,
+            client_tls_cert_file: None,
+            client_tls_ca_file: None,
+            client_tls_protocols: "secure".into(),
+            client_tls_ciphers: "default".into(),
+            server_tls_sslmode: SslMode::Prefer,
+            server_tls_key_file: None,
+            server_tls_cert_file: None,
+            server_tls_ca_file: None,
+            server_tls_protocols: "secure".into(),
+            server_tls_ciphers: "default".into(),
         }
     }
 }
@@ -295,33 +296,6 @@ pub struct DatabaseConfig {
 
 fn default_pg_port() -> u16 {
     5432
-}
-
-/// A user list: a TOML array, or pgbouncer's comma-separated string.
-fn user_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum List {
-        Array(Vec<String>),
-        Text(String),
-    }
-    Ok(
-        match List::deserialize(deserializer)
-            .map_err(|_| de::Error::custom("expected a list of user names"))?
-        {
-            List::Array(users) => users,
-            List::Text(text) => split_user_list(&text),
-        },
-    )
-}
-
-/// Splits pgbouncer's `"a, b"` user list (commas and spaces separate names).
-pub fn split_user_list(text: &str) -> Vec<String> {
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .map(str::trim)
-        .filter(|user| !user.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// `[users.NAME]`: overrides for one user's pools.
@@ -365,6 +339,9 @@ pub struct Config {
     pub hba: Option<Hba>,
     /// `[load_balancing]`: reads to replicas, sticky read-your-writes.
     pub load_balancing: LoadBalancing,
+    /// TLS to clients (`None`: disabled) and to servers, built from the files named.
+    pub client_tls: Option<ClientTls>,
+    pub server_tls: ServerTls,
 }
 
 /// The settings one (database, user) pool runs with.
@@ -458,6 +435,10 @@ impl Config {
 
         let (auth, hba) = auth::load(path, &proxy, &invalid)?;
 
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let (client_tls, server_tls) = tls::load(&proxy, folder)
+            .map_err(|e| invalid(setting_line(text, e.setting()), e.to_string()))?;
+
         Ok(Config {
             path: path.to_owned(),
             proxy,
@@ -467,6 +448,8 @@ impl Config {
             auth,
             hba,
             load_balancing: file.load_balancing,
+            client_tls,
+            server_tls,
         })
     }
 
@@ -504,6 +487,13 @@ impl Config {
 
     /// The checks `[proxy]` values need beyond their types, for a `SET` on
     /// the console (a file gets them, with lines, from [`Config::parse`]).
+    /// Builds the TLS settings again after `SET client_tls_...`.
+    pub fn rebuild_tls(&mut self) -> Result<(), tls::TlsError> {
+        let folder = self.path.parent().unwrap_or(Path::new("."));
+        (self.client_tls, self.server_tls) = tls::load(&self.proxy, folder)?;
+        Ok(())
+    }
+
     pub fn check_runtime_settings(&self) -> Result<(), InvalidSetting> {
         if *self.proxy.default_pool_size.get_ref() == 0 {
             return Err(InvalidSetting("default_pool_size must be at least 1"));
@@ -573,6 +563,19 @@ fn section_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         if line.trim() == header {
+            return Some(offset..offset + line.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Where `name = ...` is written in `text`, for a message about it.
+fn setting_line(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let rest = line.trim_start().strip_prefix(name);
+        if rest.is_some_and(|rest| rest.trim_start().starts_with('=')) {
             return Some(offset..offset + line.len());
         }
         offset += line.len();

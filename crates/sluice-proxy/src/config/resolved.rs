@@ -40,6 +40,39 @@ impl fmt::Display for Config {
                 hba.rules().len()
             )?;
         }
+        for (side, mode, files, protocols, ciphers) in [
+            (
+                "client",
+                p.client_tls_sslmode,
+                [
+                    &p.client_tls_key_file,
+                    &p.client_tls_cert_file,
+                    &p.client_tls_ca_file,
+                ],
+                &p.client_tls_protocols,
+                &p.client_tls_ciphers,
+            ),
+            (
+                "server",
+                p.server_tls_sslmode,
+                [
+                    &p.server_tls_key_file,
+                    &p.server_tls_cert_file,
+                    &p.server_tls_ca_file,
+                ],
+                &p.server_tls_protocols,
+                &p.server_tls_ciphers,
+            ),
+        ] {
+            writeln!(f, "{side}_tls_sslmode = \"{mode}\"")?;
+            for (name, file) in ["key_file", "cert_file", "ca_file"].iter().zip(files) {
+                if let Some(file) = file {
+                    writeln!(f, "{side}_tls_{name} = {file:?}")?;
+                }
+            }
+            writeln!(f, "{side}_tls_protocols = {protocols:?}")?;
+            writeln!(f, "{side}_tls_ciphers = {ciphers:?}")?;
+        }
         writeln!(f, "server_reset_query = {:?}", p.server_reset_query)?;
         writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;
         writeln!(f, "max_packet_size = {}", p.max_packet_size.get_ref())?;

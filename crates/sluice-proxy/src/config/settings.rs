@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::{split_user_list, AuthType, PoolMode, ProxySettings, Seconds};
+use crate::tls::SslMode;
 
 /// One `[proxy]` setting.
 pub struct Setting {
@@ -135,7 +136,7 @@ impl SettingValue for PoolMode {
 }
 
 impl SettingValue for AuthType {
-    const EXPECTED: &'static str = "scram-sha-256, md5, trust or hba";
+    const EXPECTED: &'static str = "scram-sha-256, md5, cert, trust or hba";
     fn show(&self) -> String {
         self.to_string()
     }
@@ -145,8 +146,19 @@ impl SettingValue for AuthType {
             "md5" => Some(AuthType::Md5),
             "trust" => Some(AuthType::Trust),
             "hba" => Some(AuthType::Hba),
+            "cert" => Some(AuthType::Cert),
             _ => None,
         }
+    }
+}
+
+impl SettingValue for SslMode {
+    const EXPECTED: &'static str = "disable, allow, prefer, require, verify-ca or verify-full";
+    fn show(&self) -> String {
+        self.to_string()
+    }
+    fn read(text: &str) -> Option<SslMode> {
+        SslMode::parse(text)
     }
 }
 
@@ -205,6 +217,12 @@ pub const SETTINGS: &[Setting] = &[
     setting!(auth_type, true),
     setting!(client_idle_timeout, true),
     setting!(client_login_timeout, true),
+    setting!(client_tls_ca_file, true),
+    setting!(client_tls_cert_file, true),
+    setting!(client_tls_ciphers, true),
+    setting!(client_tls_key_file, true),
+    setting!(client_tls_protocols, true),
+    setting!(client_tls_sslmode, true),
     setting!(console_legacy_columns, true),
     setting!(default_pool_size, true),
     setting!(idle_transaction_timeout, true),
@@ -231,6 +249,12 @@ pub const SETTINGS: &[Setting] = &[
     setting!(server_idle_timeout, true),
     setting!(server_lifetime, true),
     setting!(server_reset_query, true),
+    setting!(server_tls_ca_file, true),
+    setting!(server_tls_cert_file, true),
+    setting!(server_tls_ciphers, true),
+    setting!(server_tls_key_file, true),
+    setting!(server_tls_protocols, true),
+    setting!(server_tls_sslmode, true),
     setting!(shutdown_timeout, true),
     setting!(stats_period, true),
     setting!(stats_users, true),

@@ -2,7 +2,9 @@
 //! ([`Method`]: from `auth_type`, or the matching `auth_hba_file` line;
 //! pgbouncer's client-side auth): the server side of SCRAM-SHA-256 (whose
 //! proof also teaches the user's pools the ClientKey for SCRAM
-//! pass-through), md5, a cleartext password, trust, or a refusal with
+//! pass-through), offered with SCRAM-SHA-256-PLUS (`tls-server-end-point`
+//! channel binding) over TLS; md5; a cleartext password; a TLS client
+//! certificate whose CN is the user (`cert`); trust; or a refusal with
 //! pgbouncer's words.
 
 use bytes::BytesMut;
@@ -14,6 +16,7 @@ use crate::auth::{decode_sasl_initial, md5_verify, verify_cleartext, Method, Scr
 use crate::config::Config;
 use crate::net::ClientStream;
 use crate::protocol::{self, client_tag, sqlstate};
+use crate::tls::TlsInfo;
 
 /// Checks that the client is `user` by `method`.
 pub(super) async fn authenticate<S: ClientStream>(
@@ -22,6 +25,7 @@ pub(super) async fn authenticate<S: ClientStream>(
     config: &Config,
     user: &str,
     method: Method,
+    tls: Option<&TlsInfo>,
 ) -> Result<(), ClientError> {
     let failed = || {
         ClientError::fatal(
@@ -41,10 +45,7 @@ pub(super) async fn authenticate<S: ClientStream>(
             };
         }
         Method::Reject => return Err(refused("login rejected")),
-        // Needs the client certificate's names, which the TLS layer will
-        // provide; until then no login passes (pgbouncer refuses one
-        // without TLS with the same words).
-        Method::Cert => return Err(refused("certificate authentication failed")),
+        Method::Cert => return check_certificate(tls, user),
         // Only local (Unix socket) HBA lines have it, and the gateway
         // listens on TCP only.
         Method::Peer => return Err(refused("unix socket login rejected")),
@@ -75,7 +76,11 @@ pub(super) async fn authenticate<S: ClientStream>(
         return Ok(());
     }
     let scram = secret.scram.as_ref().ok_or_else(failed)?;
-    protocol::authentication(&mut out, protocol::AUTH_SASL, b"SCRAM-SHA-256\0\0");
+    let mechanisms: &[u8] = match tls {
+        Some(_) => b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0",
+        None => b"SCRAM-SHA-256\0\0",
+    };
+    protocol::authentication(&mut out, protocol::AUTH_SASL, mechanisms);
     stream.write_all(&out).await?;
     out.clear();
     let (tag, body) = read_login_message(stream, buf).await?;
@@ -88,13 +93,19 @@ pub(super) async fn authenticate<S: ClientStream>(
             ))
         }
     };
-    if mechanism != b"SCRAM-SHA-256" {
-        return Err(ClientError::fatal(
-            sqlstate::INVALID_AUTHORIZATION,
-            "unsupported SASL mechanism",
-        ));
-    }
-    let (server, server_first) = ScramServer::start(scram, first).map_err(|_| failed())?;
+    let plus = match mechanism {
+        b"SCRAM-SHA-256" => false,
+        b"SCRAM-SHA-256-PLUS" if tls.is_some() => true,
+        _ => {
+            return Err(ClientError::fatal(
+                sqlstate::INVALID_AUTHORIZATION,
+                "unsupported SASL mechanism",
+            ))
+        }
+    };
+    let binding = tls.map(|tls| &*tls.end_point);
+    let (server, server_first) =
+        ScramServer::start_bound(scram, first, binding, plus).map_err(|_| failed())?;
     protocol::authentication(
         &mut out,
         protocol::AUTH_SASL_CONTINUE,
@@ -119,4 +130,21 @@ pub(super) async fn authenticate<S: ClientStream>(
     );
     stream.write_all(&out).await?;
     Ok(())
+}
+
+/// `auth_type = "cert"`: a verified client certificate whose CN is the
+/// user. As in pgbouncer, the client hears only `certificate authentication
+/// failed`; the log says why.
+fn check_certificate(tls: Option<&TlsInfo>, user: &str) -> Result<(), ClientError> {
+    let why = match tls.map(|tls| tls.peer_common_name.as_deref()) {
+        None => "TLS connection required",
+        Some(None) => "TLS client certificate required",
+        Some(Some(name)) if name == user => return Ok(()),
+        Some(Some(_)) => "TLS certificate name mismatch",
+    };
+    tracing::info!(user, "certificate login refused: {why}");
+    Err(ClientError::fatal(
+        sqlstate::PROTOCOL_VIOLATION,
+        "certificate authentication failed",
+    ))
 }

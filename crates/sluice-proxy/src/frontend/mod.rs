@@ -26,6 +26,7 @@
 pub mod auth;
 pub mod checkout;
 pub mod local;
+pub mod negotiate;
 pub mod relay;
 pub mod request;
 pub mod startup;
@@ -81,8 +82,10 @@ impl ClientError {
 #[derive(Default)]
 pub struct Accepted {
     pub peer: Peer,
-    /// Whether the client talks TLS (hostssl/hostnossl HBA lines, `cert`).
-    pub tls: bool,
+    /// The client's TLS session, when it asked for one.
+    pub tls: Option<crate::tls::TlsInfo>,
+    /// Bytes of the startup packet already read (by [`negotiate`]).
+    pub early: BytesMut,
     /// How the registry closes the client's task from outside (set by the
     /// accept loop once the task is spawned).
     pub abort: Arc<OnceLock<AbortHandle>>,
@@ -96,9 +99,28 @@ impl Accepted {
                 addr: Some(addr),
                 local: stream.local_addr().ok(),
             },
-            tls: false,
             abort: Arc::default(),
+            tls: None,
+            early: BytesMut::new(),
         }
+    }
+}
+
+/// Serves a client accepted over TCP: TLS first if it asks, then [`serve`].
+pub async fn serve_tcp(stream: tokio::net::TcpStream, shared: Arc<Shared>, mut accepted: Accepted) {
+    let timeout = shared.config().proxy.client_login_timeout.0;
+    let negotiated = tokio::time::timeout(timeout, negotiate::negotiate(stream, &shared)).await;
+    match negotiated {
+        Ok(Ok(negotiate::Negotiated::Plain(stream, early))) => {
+            accepted.early = early;
+            serve(stream, shared, accepted).await;
+        }
+        Ok(Ok(negotiate::Negotiated::Tls(stream, info))) => {
+            accepted.tls = Some(info);
+            serve(*stream, shared, accepted).await;
+        }
+        Ok(Ok(negotiate::Negotiated::Done)) | Ok(Err(_)) => {}
+        Err(_) => tracing::debug!("client_login_timeout during the TLS handshake"),
     }
 }
 

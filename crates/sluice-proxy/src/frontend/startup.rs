@@ -1,5 +1,6 @@
 //! A client's startup, within `client_login_timeout`: the startup packet
-//! (SSLRequest and GSSENCRequest refused with `N`, a CancelRequest
+//! (over TCP, TLS was settled before: [`super::negotiate`]; on other
+//! streams SSLRequest and GSSENCRequest are refused with `N`; a CancelRequest
 //! forwarded), the user's pool, authentication ([`super::auth`]), and the
 //! server parameters the client starts with: a real server's, overlaid
 //! with the client's startup parameters (`options` included), applied once
@@ -85,6 +86,13 @@ pub(super) async fn log_in<S: ClientStream>(
     None
 }
 
+fn tls_description(accepted: &Accepted) -> Box<str> {
+    accepted
+        .tls
+        .as_ref()
+        .map_or_else(Box::default, |tls| tls.description.as_str().into())
+}
+
 /// Reads one whole message during login.
 pub(super) async fn read_login_message<S: ClientStream>(
     stream: &mut S,
@@ -106,11 +114,12 @@ pub(super) async fn read_login_message<S: ClientStream>(
 async fn login<S: ClientStream>(
     stream: &mut S,
     shared: &Arc<Shared>,
-    accepted: Accepted,
+    mut accepted: Accepted,
 ) -> Result<Option<Login>, ClientError> {
     let config = &shared.config();
     let connect_time = std::time::SystemTime::now();
-    let mut buf = BytesMut::with_capacity(512);
+    let mut buf = std::mem::take(&mut accepted.early);
+    buf.reserve(512);
     let startup = loop {
         match protocol::decode_startup(&buf)? {
             None => {
@@ -153,7 +162,7 @@ async fn login<S: ClientStream>(
     // pgbouncer decides the method before it looks at the database, so a
     // console login goes through the same decision.
     let connection = Connection {
-        tls: accepted.tls,
+        tls: accepted.tls.is_some(),
         addr: accepted.peer.addr.map(|addr| addr.ip()),
         database,
         user,
@@ -171,7 +180,15 @@ async fn login<S: ClientStream>(
     }
     let method = decided.method;
     if admin::is_console(database) {
-        super::auth::authenticate(stream, &mut buf, config, user, method).await?;
+        super::auth::authenticate(
+            stream,
+            &mut buf,
+            config,
+            user,
+            method,
+            accepted.tls.as_ref(),
+        )
+        .await?;
         let role = if config.proxy.admin_users.iter().any(|u| u == user) {
             Role::Admin
         } else if config.proxy.stats_users.iter().any(|u| u == user) {
@@ -189,6 +206,7 @@ async fn login<S: ClientStream>(
             database: database.to_owned(),
             pool: None,
             application_name: get("application_name").unwrap_or("").into(),
+            tls: tls_description(&accepted),
             abort: accepted.abort,
         });
         let mut out = BytesMut::with_capacity(256);
@@ -208,7 +226,15 @@ async fn login<S: ClientStream>(
         )
     })?;
 
-    super::auth::authenticate(stream, &mut buf, config, user, method).await?;
+    super::auth::authenticate(
+        stream,
+        &mut buf,
+        config,
+        user,
+        method,
+        accepted.tls.as_ref(),
+    )
+    .await?;
 
     if shared.state.shutdown() != Shutdown::No {
         return Err(ClientError::fatal(
@@ -311,6 +337,7 @@ async fn login<S: ClientStream>(
         database: database.to_owned(),
         pool: Some(pool.clone()),
         application_name: param(&params, "application_name").unwrap_or("").into(),
+        tls: tls_description(&accepted),
         abort: accepted.abort,
     });
     let mut out = BytesMut::with_capacity(512);

@@ -414,6 +414,7 @@ fn pool_config(
         pass_through: secret.and_then(|s| s.pass_through()),
         connect_timeout: p.server_connect_timeout.0,
         connector,
+        tls: config.server_tls.clone(),
     });
     (limits, target)
 }

@@ -42,7 +42,7 @@ impl View {
             v(client.ptr()),
             v(link),
             v(0),
-            v(""),
+            v(&*client.tls),
             v(&*client
                 .application_name
                 .lock()

@@ -79,7 +79,7 @@ const fn no(place: Place, name: &'static str, instead: &'static str) -> Setting 
     }
 }
 
-const NO_TLS: &str = "no TLS yet: clients and servers talk plain text";
+const NO_TLS: &str = "not a rustls setting (rustls picks its own key exchange and TLS 1.3 suites)";
 const STDERR: &str = "sluice logs to stderr; RUST_LOG sets how much";
 const AUTH_FILE_ONLY: &str = "users and passwords come from auth_file only";
 const TCP_ONLY: &str = "sluice listens on TCP only";
@@ -114,14 +114,14 @@ pub(super) const SETTINGS: &[Setting] = &[
     to(Pgbouncer, "client_idle_timeout",      "proxy.client_idle_timeout", Seconds),
     to(Pgbouncer, "client_login_timeout",       "proxy.client_login_timeout", Seconds),
     no(Pgbouncer, "client_tls13_ciphers",       NO_TLS),
-    no(Pgbouncer, "client_tls_ca_file",         NO_TLS),
-    no(Pgbouncer, "client_tls_cert_file",       NO_TLS),
-    no(Pgbouncer, "client_tls_ciphers",         NO_TLS),
+    to(Pgbouncer, "client_tls_ca_file", "proxy.client_tls_ca_file", Text),
+    to(Pgbouncer, "client_tls_cert_file", "proxy.client_tls_cert_file", Text),
+    to(Pgbouncer, "client_tls_ciphers", "proxy.client_tls_ciphers", Text),
     no(Pgbouncer, "client_tls_dheparams",       NO_TLS),
     no(Pgbouncer, "client_tls_ecdhcurve",       NO_TLS),
-    no(Pgbouncer, "client_tls_key_file",        NO_TLS),
-    no(Pgbouncer, "client_tls_protocols",       NO_TLS),
-    no(Pgbouncer, "client_tls_sslmode",         NO_TLS),
+    to(Pgbouncer, "client_tls_key_file", "proxy.client_tls_key_file", Text),
+    to(Pgbouncer, "client_tls_protocols", "proxy.client_tls_protocols", Text),
+    to(Pgbouncer, "client_tls_sslmode", "proxy.client_tls_sslmode", Keyword),
     no(Pgbouncer, "conffile",                   ""),
     to(Pgbouncer, "default_pool_size",          "proxy.default_pool_size", Integer),
     no(Pgbouncer, "disable_pqexec",             ""),
@@ -170,12 +170,12 @@ pub(super) const SETTINGS: &[Setting] = &[
     no(Pgbouncer, "server_reset_query_always",  ""),
     no(Pgbouncer, "server_round_robin",         ""),
     no(Pgbouncer, "server_tls13_ciphers",       NO_TLS),
-    no(Pgbouncer, "server_tls_ca_file",         NO_TLS),
-    no(Pgbouncer, "server_tls_cert_file",       NO_TLS),
-    no(Pgbouncer, "server_tls_ciphers",         NO_TLS),
-    no(Pgbouncer, "server_tls_key_file",        NO_TLS),
-    no(Pgbouncer, "server_tls_protocols",       NO_TLS),
-    no(Pgbouncer, "server_tls_sslmode",         NO_TLS),
+    to(Pgbouncer, "server_tls_ca_file", "proxy.server_tls_ca_file", Text),
+    to(Pgbouncer, "server_tls_cert_file", "proxy.server_tls_cert_file", Text),
+    to(Pgbouncer, "server_tls_ciphers", "proxy.server_tls_ciphers", Text),
+    to(Pgbouncer, "server_tls_key_file", "proxy.server_tls_key_file", Text),
+    to(Pgbouncer, "server_tls_protocols", "proxy.server_tls_protocols", Text),
+    to(Pgbouncer, "server_tls_sslmode", "proxy.server_tls_sslmode", Keyword),
     no(Pgbouncer, "so_reuseport",               ""),
     to(Pgbouncer, "stats_period",             "proxy.stats_period", Integer),
     to(Pgbouncer, "stats_users",              "proxy.stats_users", List),
