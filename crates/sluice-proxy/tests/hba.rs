@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{cluster, create_role, run_bounded, TestGateway, USERLIST};
+use common::{cluster, create_role, role_with_secret, TestGateway, USERLIST};
 use sluice_cluster::Cluster;
 use sluice_proxy::auth::md5_hex;
 use sluice_proxy::Config;
@@ -96,25 +96,6 @@ fn fixture_copy() -> tempfile::TempDir {
     dir
 }
 
-/// The server's SCRAM secret of role `name` (password `password`).
-fn role_with_secret(cluster: &Cluster, name: &str, password: &str) -> String {
-    cluster
-        .sql(
-            cluster.primary(),
-            &format!(
-                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD '{password}'; \
-                 GRANT CONNECT ON DATABASE app TO {name}"
-            ),
-        )
-        .expect("create role");
-    cluster
-        .sql(
-            cluster.primary(),
-            &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{name}'"),
-        )
-        .expect("read secret")
-}
-
 /// A gateway with `auth_type = "hba"` and the HBA file at `hba`. Its
 /// auth_file: every role of [`ROLES`] with its name as password; `h_secret`
 /// with only the server's SCRAM secret (password `secret-pw`); the console
@@ -155,18 +136,7 @@ fn psql(
     let conninfo = gw
         .conninfo(user, password)
         .replace("dbname=app", &format!("dbname={database}"));
-    let out = run_bounded(
-        std::process::Command::new(Cluster::bin("psql"))
-            .args(["-qAtX", "-v", "ON_ERROR_STOP=1"])
-            .arg(conninfo)
-            .arg("-c")
-            .arg(sql),
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    )
+    common::psql_at(&conninfo, sql)
 }
 
 fn logs_in(gw: &TestGateway, user: &str, password: &str) {

@@ -7,31 +7,9 @@ mod common;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use common::{cluster, server_connections, TestGateway};
+use common::{cluster, role_with_secret, server_connections, TestGateway};
 use sluice_cluster::{Cluster, ClusterSpec};
 use sluice_proxy::balance::hosts::HostState;
-
-/// Creates login role `name` with `password` (scram-sha-256, the cluster's
-/// default) and returns its secret as the server stores it.
-fn role_with_secret(cluster: &Cluster, name: &str, password: &str) -> String {
-    cluster
-        .sql(
-            cluster.primary(),
-            &format!(
-                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD '{password}'; \
-                 GRANT CONNECT ON DATABASE app TO {name}"
-            ),
-        )
-        .expect("create role");
-    let secret = cluster
-        .sql(
-            cluster.primary(),
-            &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{name}'"),
-        )
-        .expect("read secret");
-    assert!(secret.starts_with("SCRAM-SHA-256$"), "{secret}");
-    secret
-}
 
 /// Starts a gateway whose auth_file is exactly `userlist`.
 fn gateway_with_userlist(cluster: &Cluster, proxy: &str, userlist: &str) -> TestGateway {

@@ -139,18 +139,7 @@ fn psql(gw: &TestGateway, options: &str, sql: &str) -> (bool, String, String) {
         "host=localhost port={} user=app password=app dbname=app connect_timeout=10 {options}",
         gw.port
     );
-    let out = run_bounded(
-        Command::new(Cluster::bin("psql"))
-            .args(["-qAtX", "-v", "ON_ERROR_STOP=1"])
-            .arg(conninfo)
-            .arg("-c")
-            .arg(sql),
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    )
+    common::psql_at(&conninfo, sql)
 }
 
 #[test]

@@ -151,9 +151,9 @@ pub async fn run(console: &Console<'_>, command: Command, out: &mut BytesMut) ->
             // nothing.
             if setting.changeable {
                 next.check_runtime_settings().map_err(|_| failed())?;
-                if key.contains("_tls_") {
-                    next.rebuild_tls().map_err(|_| failed())?;
-                }
+                // What the settings derive (TLS from the files they name) is
+                // derived again, as a reload would.
+                next.load_tls().map_err(|_| failed())?;
                 shared.apply(next);
             }
             protocol::command_complete(out, &format!("SET {key}={value}"));

@@ -28,26 +28,10 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::Method;
+use super::{read_file, FileError, Method};
 use parse::{parse_rule, tokenize};
 
 mod parse;
-
-/// An HBA file (or a names file it reads) that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum HbaError {
-    #[error("{path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{path}:{line}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-}
 
 /// The rules of one HBA file, in file order.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,13 +105,13 @@ pub struct Connection<'a> {
 
 impl Hba {
     /// Reads the HBA file at `path`, and the `@files` it names.
-    pub fn load(path: &Path) -> Result<Hba, HbaError> {
-        let text = read(path)?;
+    pub fn load(path: &Path) -> Result<Hba, FileError> {
+        let text = read_file(path)?;
         Hba::parse(path, &text)
     }
 
     /// Parses `text` as the HBA file at `path` (`@files` are read from its folder).
-    pub fn parse(path: &Path, text: &str) -> Result<Hba, HbaError> {
+    pub fn parse(path: &Path, text: &str) -> Result<Hba, FileError> {
         let mut rules = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let at = At {
@@ -208,20 +192,13 @@ struct At<'a> {
 }
 
 impl At<'_> {
-    fn invalid(&self, message: impl Into<String>) -> HbaError {
-        HbaError::Invalid {
+    fn invalid(&self, message: impl Into<String>) -> FileError {
+        FileError::Invalid {
             path: self.path.to_owned(),
             line: self.line,
             message: message.into(),
         }
     }
-}
-
-fn read(path: &Path) -> Result<String, HbaError> {
-    std::fs::read_to_string(path).map_err(|error| HbaError::Read {
-        path: path.to_owned(),
-        error,
-    })
 }
 
 #[cfg(test)]

@@ -39,9 +39,10 @@ mod method;
 
 pub use method::{verify_cleartext, Method};
 
-/// An `auth_file` line that cannot be used.
+/// An `auth_file` or `auth_hba_file` (or a names file it reads) that
+/// cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthFileError {
+pub enum FileError {
     #[error("{path}: {error}")]
     Read {
         path: PathBuf,
@@ -175,21 +176,25 @@ pub struct AuthFile {
     users: HashMap<String, UserSecret>,
 }
 
+/// The text of one of the auth files.
+pub(crate) fn read_file(path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|error| FileError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
 impl AuthFile {
-    pub fn load(path: &Path) -> Result<AuthFile, AuthFileError> {
-        let text = std::fs::read_to_string(path).map_err(|error| AuthFileError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
-        AuthFile::parse(path, &text)
+    pub fn load(path: &Path) -> Result<AuthFile, FileError> {
+        AuthFile::parse(path, &read_file(path)?)
     }
 
     /// Parses pgbouncer's format: `"user" "secret"` per line, `""` escapes a
     /// quote, lines starting with `;` or `#` and blank lines are ignored.
-    pub fn parse(path: &Path, text: &str) -> Result<AuthFile, AuthFileError> {
+    pub fn parse(path: &Path, text: &str) -> Result<AuthFile, FileError> {
         let mut users = HashMap::new();
         for (index, line) in text.lines().enumerate() {
-            let invalid = |message: &str| AuthFileError::Invalid {
+            let invalid = |message: &str| FileError::Invalid {
                 path: path.to_owned(),
                 line: index + 1,
                 message: message.to_string(),

@@ -58,10 +58,9 @@ impl<'a> ScramServer<'a> {
         let text = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("utf-8"))?;
         // gs2 header: cbind flag, authzid, then the bare message
         let mut parts = text.splitn(3, ',');
-        let (flag, authzid) = (parts.next().unwrap_or(""), parts.next());
+        let (flag, _authzid) = (parts.next().unwrap_or(""), parts.next());
         let bare = parts.next().ok_or(ScramError::Malformed("client-first"))?;
         let gs2_header = &text[..text.len() - bare.len()];
-        debug_assert!(authzid.is_some());
         let channel = match (flag, binding) {
             // `y`: the client could bind but thinks the server cannot; when
             // the server offered PLUS that is a downgrade (RFC 5802 6).

@@ -1,7 +1,7 @@
 use super::*;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
-fn file(text: &str) -> Result<AuthFile, AuthFileError> {
+fn file(text: &str) -> Result<AuthFile, FileError> {
     AuthFile::parse(Path::new("userlist.txt"), text)
 }
 

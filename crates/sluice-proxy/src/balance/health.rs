@@ -296,9 +296,8 @@ async fn connect(
     if let Some(password) = &config.password {
         pg.password(password);
     }
-    // The connection task ends when the client is dropped or the server goes away.
     let tls = &config.tls;
-    match &tls.config {
+    let client = match &tls.config {
         Some(rustls) if tls.mode != crate::tls::SslMode::Allow => {
             pg.ssl_mode(if tls.mode.requires_tls() {
                 tokio_postgres::config::SslMode::Require
@@ -307,22 +306,31 @@ async fn connect(
             });
             let connector = tokio_postgres_rustls::MakeRustlsConnect::new((**rustls).clone());
             let (client, connection) = pg.connect(connector).await.map_err(|e| describe(&e))?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok(client)
+            run_in_background(connection);
+            client
         }
         _ => {
             let (client, connection) = pg
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(|e| describe(&e))?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok(client)
+            run_in_background(connection);
+            client
         }
-    }
+    };
+    Ok(client)
+}
+
+/// Drives a checker connection; the task ends when the client is dropped
+/// or the server goes away.
+fn run_in_background<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
 }
 
 /// tokio-postgres's Display hides the server's message behind "db error".

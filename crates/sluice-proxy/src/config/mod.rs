@@ -28,8 +28,8 @@ mod values;
 use values::user_list;
 pub use values::{split_user_list, Seconds};
 
-use crate::auth::hba::{Hba, HbaError};
-use crate::auth::{AuthFile, AuthFileError};
+use crate::auth::hba::Hba;
+use crate::auth::{AuthFile, FileError};
 
 use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
 use crate::tls::{self, ClientTls, ServerTls, SslMode};
@@ -50,9 +50,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error(transparent)]
-    AuthFile(#[from] AuthFileError),
-    #[error(transparent)]
-    Hba(#[from] HbaError),
+    AuthFile(#[from] FileError),
 }
 
 /// A `[proxy]` value that cannot be used.
@@ -435,11 +433,7 @@ impl Config {
 
         let (auth, hba) = auth::load(path, &proxy, &invalid)?;
 
-        let folder = path.parent().unwrap_or(Path::new("."));
-        let (client_tls, server_tls) = tls::load(&proxy, folder)
-            .map_err(|e| invalid(setting_line(text, e.setting()), e.to_string()))?;
-
-        Ok(Config {
+        let mut config = Config {
             path: path.to_owned(),
             proxy,
             listen_ip,
@@ -448,9 +442,13 @@ impl Config {
             auth,
             hba,
             load_balancing: file.load_balancing,
-            client_tls,
-            server_tls,
-        })
+            client_tls: None,
+            server_tls: ServerTls::default(),
+        };
+        config
+            .load_tls()
+            .map_err(|e| invalid(setting_span(text, e.setting()), e.to_string()))?;
+        Ok(config)
     }
 
     /// The settings of the pool serving `user` on the database clients call `database`,
@@ -485,15 +483,16 @@ impl Config {
             .or_else(|| self.auth.first_user_with_password().map(str::to_owned))
     }
 
-    /// The checks `[proxy]` values need beyond their types, for a `SET` on
-    /// the console (a file gets them, with lines, from [`Config::parse`]).
-    /// Builds the TLS settings again after `SET client_tls_...`.
-    pub fn rebuild_tls(&mut self) -> Result<(), tls::TlsError> {
+    /// (Re)builds TLS to clients and servers from the `*_tls_*` settings and
+    /// the files they name: at every load, and after a console `SET`.
+    pub fn load_tls(&mut self) -> Result<(), tls::TlsError> {
         let folder = self.path.parent().unwrap_or(Path::new("."));
         (self.client_tls, self.server_tls) = tls::load(&self.proxy, folder)?;
         Ok(())
     }
 
+    /// The checks `[proxy]` values need beyond their types, for a `SET` on
+    /// the console (a file gets them, with lines, from [`Config::parse`]).
     pub fn check_runtime_settings(&self) -> Result<(), InvalidSetting> {
         if *self.proxy.default_pool_size.get_ref() == 0 {
             return Err(InvalidSetting("default_pool_size must be at least 1"));
@@ -557,12 +556,11 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// Where the `[name]` table header is, for errors about a whole section.
-fn section_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
-    let header = format!("[{name}]");
+/// The span of the first line of `text` that `is_it` picks, for a message about it.
+fn line_span(text: &str, is_it: impl Fn(&str) -> bool) -> Option<std::ops::Range<usize>> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        if line.trim() == header {
+        if is_it(line.trim()) {
             return Some(offset..offset + line.len());
         }
         offset += line.len();
@@ -570,17 +568,19 @@ fn section_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
     None
 }
 
-/// Where `name = ...` is written in `text`, for a message about it.
-fn setting_line(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let rest = line.trim_start().strip_prefix(name);
-        if rest.is_some_and(|rest| rest.trim_start().starts_with('=')) {
-            return Some(offset..offset + line.len());
-        }
-        offset += line.len();
-    }
-    None
+/// Where the `[name]` table starts.
+fn section_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
+    line_span(text, |line| {
+        line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) == Some(name)
+    })
+}
+
+/// Where `name = ...` is written.
+fn setting_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
+    line_span(text, |line| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
 }
 
 /// 1-based line of byte `offset` in `text`.

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::Config;
+use crate::tls::{Side, Written};
 
 /// The resolved settings, as `sluice proxy --check` prints them.
 impl fmt::Display for Config {
@@ -40,38 +41,16 @@ impl fmt::Display for Config {
                 hba.rules().len()
             )?;
         }
-        for (side, mode, files, protocols, ciphers) in [
-            (
-                "client",
-                p.client_tls_sslmode,
-                [
-                    &p.client_tls_key_file,
-                    &p.client_tls_cert_file,
-                    &p.client_tls_ca_file,
-                ],
-                &p.client_tls_protocols,
-                &p.client_tls_ciphers,
-            ),
-            (
-                "server",
-                p.server_tls_sslmode,
-                [
-                    &p.server_tls_key_file,
-                    &p.server_tls_cert_file,
-                    &p.server_tls_ca_file,
-                ],
-                &p.server_tls_protocols,
-                &p.server_tls_ciphers,
-            ),
-        ] {
-            writeln!(f, "{side}_tls_sslmode = \"{mode}\"")?;
-            for (name, file) in ["key_file", "cert_file", "ca_file"].iter().zip(files) {
+        for side in [Side::Client, Side::Server] {
+            let (prefix, written) = (side.prefix(), Written::of(side, p));
+            writeln!(f, "{prefix}_tls_sslmode = \"{}\"", written.mode)?;
+            for (name, file) in written.files {
                 if let Some(file) = file {
-                    writeln!(f, "{side}_tls_{name} = {file:?}")?;
+                    writeln!(f, "{prefix}_tls_{name} = {file:?}")?;
                 }
             }
-            writeln!(f, "{side}_tls_protocols = {protocols:?}")?;
-            writeln!(f, "{side}_tls_ciphers = {ciphers:?}")?;
+            writeln!(f, "{prefix}_tls_protocols = {:?}", written.protocols)?;
+            writeln!(f, "{prefix}_tls_ciphers = {:?}", written.ciphers)?;
         }
         writeln!(f, "server_reset_query = {:?}", p.server_reset_query)?;
         writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;

@@ -19,6 +19,9 @@ use crate::protocol::{self, sqlstate, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, 
 use crate::server::Shared;
 use crate::tls::TlsInfo;
 
+/// The capacity of a login's read buffer (a startup packet fits).
+pub const EARLY_CAPACITY: usize = 512;
+
 /// How the client goes on.
 pub enum Negotiated {
     /// In plain text; the bytes already read start its startup packet.
@@ -73,7 +76,10 @@ pub async fn negotiate(mut stream: TcpStream, shared: &Shared) -> io::Result<Neg
                     let _ = stream.write_all(&out).await;
                     return Ok(Negotiated::Done);
                 }
-                return Ok(Negotiated::Plain(stream, BytesMut::from(&head[..])));
+                // The login's read buffer, started with what was read here.
+                let mut early = BytesMut::with_capacity(EARLY_CAPACITY);
+                early.extend_from_slice(&head);
+                return Ok(Negotiated::Plain(stream, early));
             }
         }
     }

@@ -119,7 +119,7 @@ async fn login<S: ClientStream>(
     let config = &shared.config();
     let connect_time = std::time::SystemTime::now();
     let mut buf = std::mem::take(&mut accepted.early);
-    buf.reserve(512);
+    buf.reserve(super::negotiate::EARLY_CAPACITY.saturating_sub(buf.len()));
     let startup = loop {
         match protocol::decode_startup(&buf)? {
             None => {

@@ -110,35 +110,8 @@ pub fn load(
     proxy: &crate::config::ProxySettings,
     folder: &Path,
 ) -> Result<(Option<ClientTls>, ServerTls), TlsError> {
-    let path = |name: &Option<String>| name.as_ref().map(|n| folder.join(n));
-    let (key, cert, ca) = (
-        path(&proxy.client_tls_key_file),
-        path(&proxy.client_tls_cert_file),
-        path(&proxy.client_tls_ca_file),
-    );
-    let client = ClientTls::load(&TlsSettings {
-        side: Side::Client,
-        mode: proxy.client_tls_sslmode,
-        key_file: key.as_deref(),
-        cert_file: cert.as_deref(),
-        ca_file: ca.as_deref(),
-        protocols: &proxy.client_tls_protocols,
-        ciphers: &proxy.client_tls_ciphers,
-    })?;
-    let (key, cert, ca) = (
-        path(&proxy.server_tls_key_file),
-        path(&proxy.server_tls_cert_file),
-        path(&proxy.server_tls_ca_file),
-    );
-    let server = ServerTls::load(&TlsSettings {
-        side: Side::Server,
-        mode: proxy.server_tls_sslmode,
-        key_file: key.as_deref(),
-        cert_file: cert.as_deref(),
-        ca_file: ca.as_deref(),
-        protocols: &proxy.server_tls_protocols,
-        ciphers: &proxy.server_tls_ciphers,
-    })?;
+    let client = ClientTls::load(&TlsSettings::of(Side::Client, proxy, folder))?;
+    let server = ServerTls::load(&TlsSettings::of(Side::Server, proxy, folder))?;
     Ok((client, server))
 }
 
@@ -150,16 +123,71 @@ fn setting_error(setting: &'static str, message: impl Into<String>) -> TlsError 
 }
 
 /// One side's settings, with file names resolved against the config file's folder.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TlsSettings<'a> {
     /// `client` or `server`: the prefix of the settings' names, for messages.
     pub side: Side,
     pub mode: SslMode,
-    pub key_file: Option<&'a Path>,
-    pub cert_file: Option<&'a Path>,
-    pub ca_file: Option<&'a Path>,
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub protocols: &'a str,
     pub ciphers: &'a str,
+}
+
+impl<'a> TlsSettings<'a> {
+    /// `side`'s `*_tls_*` settings of `proxy`.
+    pub fn of(side: Side, proxy: &'a crate::config::ProxySettings, folder: &Path) -> Self {
+        let written = Written::of(side, proxy);
+        let [key_file, cert_file, ca_file] = written
+            .files
+            .map(|(_, name)| name.as_ref().map(|n| folder.join(n)));
+        TlsSettings {
+            side,
+            mode: written.mode,
+            key_file,
+            cert_file,
+            ca_file,
+            protocols: written.protocols,
+            ciphers: written.ciphers,
+        }
+    }
+}
+
+/// One side's `*_tls_*` settings as written (file names not resolved).
+pub struct Written<'a> {
+    pub mode: SslMode,
+    /// (`key_file`, ...) and the name set for it, in pgbouncer's order.
+    pub files: [(&'static str, &'a Option<String>); 3],
+    pub protocols: &'a str,
+    pub ciphers: &'a str,
+}
+
+impl<'a> Written<'a> {
+    pub fn of(side: Side, p: &'a crate::config::ProxySettings) -> Written<'a> {
+        match side {
+            Side::Client => Written {
+                mode: p.client_tls_sslmode,
+                files: [
+                    ("key_file", &p.client_tls_key_file),
+                    ("cert_file", &p.client_tls_cert_file),
+                    ("ca_file", &p.client_tls_ca_file),
+                ],
+                protocols: &p.client_tls_protocols,
+                ciphers: &p.client_tls_ciphers,
+            },
+            Side::Server => Written {
+                mode: p.server_tls_sslmode,
+                files: [
+                    ("key_file", &p.server_tls_key_file),
+                    ("cert_file", &p.server_tls_cert_file),
+                    ("ca_file", &p.server_tls_ca_file),
+                ],
+                protocols: &p.server_tls_protocols,
+                ciphers: &p.server_tls_ciphers,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +197,14 @@ pub enum Side {
 }
 
 impl Side {
+    /// `client` or `server`, as the settings' names begin.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+
     fn name(self, what: &str) -> &'static str {
         // The settings' names, as `&'static str` for the errors.
         match (self, what) {
@@ -213,7 +249,7 @@ impl ClientTls {
         if settings.mode == SslMode::Disable {
             return Ok(None);
         }
-        let (Some(key_file), Some(cert_file)) = (settings.key_file, settings.cert_file) else {
+        let (Some(key_file), Some(cert_file)) = (&settings.key_file, &settings.cert_file) else {
             return Err(setting_error(
                 side.name("mode"),
                 format!(
@@ -226,7 +262,7 @@ impl ClientTls {
         let versions = protocol_versions(side.name("protocols"), settings.protocols)?;
         let chain = read_certs(side.name("cert"), cert_file)?;
         let key = read_key(side.name("key"), key_file)?;
-        let verifier = match settings.ca_file {
+        let verifier = match &settings.ca_file {
             Some(ca_file) => {
                 let roots = read_roots(side.name("ca"), ca_file)?;
                 let builder =
@@ -301,7 +337,7 @@ impl ServerTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| setting_error(side.name("protocols"), e.to_string()))?;
-        let builder = match (settings.mode, settings.ca_file) {
+        let builder = match (settings.mode, &settings.ca_file) {
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(setting_error(
                     side.name("mode"),
@@ -320,9 +356,11 @@ impl ServerTls {
             // allow, prefer, require: encrypted, not authenticated (libpq's meaning).
             _ => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verify::NoVerifier(provider))),
+                .with_custom_certificate_verifier(Arc::new(verify::ServerVerifier::unchecked(
+                    &provider,
+                ))),
         };
-        let config = match (settings.key_file, settings.cert_file) {
+        let config = match (&settings.key_file, &settings.cert_file) {
             (Some(key_file), Some(cert_file)) => {
                 let chain = read_certs(side.name("cert"), cert_file)?;
                 let key = read_key(side.name("key"), key_file)?;

@@ -52,8 +52,8 @@ fn a_missing_file_names_setting_and_path() {
     let settings = TlsSettings {
         side: Side::Client,
         mode: SslMode::Require,
-        key_file: Some(Path::new("/nonexistent/server.key")),
-        cert_file: Some(Path::new("/nonexistent/server.crt")),
+        key_file: Some(PathBuf::from("/nonexistent/server.key")),
+        cert_file: Some(PathBuf::from("/nonexistent/server.crt")),
         ca_file: None,
         protocols: "secure",
         ciphers: "default",
@@ -66,7 +66,7 @@ fn a_missing_file_names_setting_and_path() {
     );
     let none = TlsSettings {
         key_file: None,
-        ..settings
+        ..settings.clone()
     };
     assert!(ClientTls::load(&none)
         .unwrap_err()
@@ -88,9 +88,9 @@ fn certificates_made_here_load_and_name_their_subject() {
     let settings = TlsSettings {
         side: Side::Client,
         mode: SslMode::Require,
-        key_file: Some(&dir.path().join("k.pem")),
-        cert_file: Some(&dir.path().join("c.pem")),
-        ca_file: Some(&dir.path().join("c.pem")),
+        key_file: Some(dir.path().join("k.pem")),
+        cert_file: Some(dir.path().join("c.pem")),
+        ca_file: Some(dir.path().join("c.pem")),
         protocols: "",
         ciphers: "",
     };
@@ -102,7 +102,7 @@ fn certificates_made_here_load_and_name_their_subject() {
         mode: SslMode::VerifyFull,
         key_file: None,
         cert_file: None,
-        ..settings
+        ..settings.clone()
     })
     .unwrap();
     assert!(server.config.is_some());

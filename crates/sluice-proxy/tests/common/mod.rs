@@ -65,6 +65,28 @@ pub fn create_role(cluster: &Cluster, name: &str) {
         .expect("create role");
 }
 
+/// Creates login role `name` with `password` (scram-sha-256, the cluster's
+/// default) and returns its secret as the server stores it.
+pub fn role_with_secret(cluster: &Cluster, name: &str, password: &str) -> String {
+    cluster
+        .sql(
+            cluster.primary(),
+            &format!(
+                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD '{password}'; \
+                 GRANT CONNECT ON DATABASE app TO {name}"
+            ),
+        )
+        .expect("create role");
+    let secret = cluster
+        .sql(
+            cluster.primary(),
+            &format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{name}'"),
+        )
+        .expect("read secret");
+    assert!(secret.starts_with("SCRAM-SHA-256$"), "{secret}");
+    secret
+}
+
 pub const USERLIST: &str = "\"app\" \"app\"\n\"md5user\" \"md5pass\"\n\"trustuser\" \"trustpw\"\n\"background\" \"background\"\n\"postgres\" \"postgres\"\n";
 
 /// A gateway running on its own runtime; stopped on drop.
@@ -149,18 +171,7 @@ impl TestGateway {
     }
 
     pub fn psql_as(&self, user: &str, password: &str, sql: &str) -> (bool, String, String) {
-        let out = run_bounded(
-            Command::new(Cluster::bin("psql"))
-                .args(["-qAtX", "-v", "ON_ERROR_STOP=1"])
-                .arg(self.conninfo(user, password))
-                .arg("-c")
-                .arg(sql),
-        );
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        )
+        psql_at(&self.conninfo(user, password), sql)
     }
 
     pub fn pool_stats(&self, user: &str) -> Arc<sluice_proxy::pool::Pool> {
@@ -180,6 +191,22 @@ impl Drop for TestGateway {
             });
         }
     }
+}
+
+/// Runs `psql -AtX` with `conninfo` and `sql`; returns (success, stdout, stderr).
+pub fn psql_at(conninfo: &str, sql: &str) -> (bool, String, String) {
+    let out = run_bounded(
+        Command::new(Cluster::bin("psql"))
+            .args(["-qAtX", "-v", "ON_ERROR_STOP=1"])
+            .arg(conninfo)
+            .arg("-c")
+            .arg(sql),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
 }
 
 /// Runs a command with a hard time limit (60 s) so no test can hang.

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::{Address, At, ConnectionType, HbaError, Method, Names, Rule};
+use super::{Address, At, ConnectionType, FileError, Method, Names, Rule};
 
 /// How deep `@file` names files may nest (they may name each other).
 const MAX_NAMES_FILE_DEPTH: usize = 10;
@@ -110,7 +110,7 @@ impl Column {
     }
 }
 
-pub(super) fn parse_rule(at: &At, tokens: &[Token]) -> Result<Option<Rule>, HbaError> {
+pub(super) fn parse_rule(at: &At, tokens: &[Token]) -> Result<Option<Rule>, FileError> {
     let mut cursor = Cursor { tokens, pos: 0 };
     let kind = match cursor.next() {
         None => return Ok(None),
@@ -183,7 +183,7 @@ fn name_list(
     column: Column,
     names: &mut Names,
     depth: usize,
-) -> Result<(), HbaError> {
+) -> Result<(), FileError> {
     loop {
         match cursor.next() {
             Some(Token::Quoted(name)) => {
@@ -206,7 +206,7 @@ fn name_word(
     column: Column,
     names: &mut Names,
     depth: usize,
-) -> Result<(), HbaError> {
+) -> Result<(), FileError> {
     match word {
         "all" => names.all = true,
         "sameuser" => names.sameuser = true,
@@ -246,7 +246,7 @@ fn names_file(
     column: Column,
     names: &mut Names,
     depth: usize,
-) -> Result<(), HbaError> {
+) -> Result<(), FileError> {
     if name.is_empty() {
         return Err(at.invalid("@ without a file name"));
     }
@@ -277,7 +277,7 @@ fn names_file(
     Ok(())
 }
 
-fn address(at: &At, cursor: &mut Cursor) -> Result<Address, HbaError> {
+fn address(at: &At, cursor: &mut Cursor) -> Result<Address, FileError> {
     let expected = "expected an address: all, a CIDR such as 10.0.0.0/8 or ::1/128, or an \
                     address and a mask";
     let Some(word) = cursor.word() else {
@@ -359,7 +359,7 @@ fn prefix_mask(bits: u32, width: u32) -> u128 {
     all & !all.checked_shr(bits).unwrap_or(0)
 }
 
-fn method(at: &At, cursor: &mut Cursor) -> Result<Method, HbaError> {
+fn method(at: &At, cursor: &mut Cursor) -> Result<Method, FileError> {
     let word = match cursor.next() {
         Some(Token::Word(word)) => word,
         Some(token) => {

@@ -1,6 +1,6 @@
 use super::*;
 
-fn parse(text: &str) -> Result<Hba, HbaError> {
+fn parse(text: &str) -> Result<Hba, FileError> {
     Hba::parse(Path::new("hba.conf"), text)
 }
 
