@@ -30,6 +30,11 @@ use md5::{Digest, Md5};
 use rand::RngCore;
 use sha2::Sha256;
 
+mod client;
+pub mod query;
+
+pub use client::{ScramClient, ScramClientError, ScramKeys};
+
 /// An `auth_file` line that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFileError {
@@ -134,8 +139,8 @@ impl ScramPassThrough {
     }
 }
 
-/// What the `auth_file` holds for one user.
-#[derive(Debug, Clone)]
+/// What the `auth_file` (or `auth_query`) holds for one user.
+#[derive(Clone)]
 pub struct UserSecret {
     /// The plain password, when the file has it (needed to log in to md5/SCRAM servers).
     pub password: Option<String>,
@@ -147,7 +152,61 @@ pub struct UserSecret {
     pub client_key: LearnedClientKey,
 }
 
+impl std::fmt::Debug for UserSecret {
+    /// Says which kinds of secret are known, never the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSecret")
+            .field("password", &self.password.is_some())
+            .field("md5", &self.md5.is_some())
+            .field("scram", &self.scram.is_some())
+            .field("client_key", &self.client_key)
+            .finish()
+    }
+}
+
 impl UserSecret {
+    /// Reads a stored secret as pgbouncer does: a `SCRAM-SHA-256$...`
+    /// secret, `md5<32 hex digits>`, or else a plain password.
+    pub fn parse(user: &str, secret: String) -> Result<UserSecret, &'static str> {
+        let client_key = LearnedClientKey::default();
+        if secret.starts_with("SCRAM-SHA-256$") {
+            let scram = ScramSecret::parse(&secret).ok_or("malformed SCRAM-SHA-256 secret")?;
+            return Ok(UserSecret {
+                password: None,
+                md5: None,
+                scram: Some(scram),
+                client_key,
+            });
+        }
+        if secret.len() == 35
+            && secret.starts_with("md5")
+            && secret[3..].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Ok(UserSecret {
+                password: None,
+                md5: Some(secret[3..].to_ascii_lowercase()),
+                scram: None,
+                client_key,
+            });
+        }
+        Ok(UserSecret {
+            md5: Some(md5_hex(&[secret.as_bytes(), user.as_bytes()])),
+            scram: Some(ScramSecret::from_password(&secret)),
+            password: Some(secret),
+            client_key,
+        })
+    }
+
+    /// Whether `other` is the same secret (a plain password's derived
+    /// SCRAM secret has a random salt, so passwords compare as text).
+    pub fn same_as(&self, other: &UserSecret) -> bool {
+        match (&self.password, &other.password) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.md5 == other.md5 && self.scram == other.scram,
+            _ => false,
+        }
+    }
+
     /// For a secret-only entry: how to log in to servers without the password.
     pub fn pass_through(&self) -> Option<ScramPassThrough> {
         if self.password.is_some() {
@@ -199,33 +258,7 @@ impl AuthFile {
             if user.is_empty() {
                 return Err(invalid("empty user name"));
             }
-            let entry = if secret.starts_with("SCRAM-SHA-256$") {
-                let scram = ScramSecret::parse(&secret)
-                    .ok_or_else(|| invalid("malformed SCRAM-SHA-256 secret"))?;
-                UserSecret {
-                    password: None,
-                    md5: None,
-                    scram: Some(scram),
-                    client_key: LearnedClientKey::default(),
-                }
-            } else if secret.len() == 35
-                && secret.starts_with("md5")
-                && secret[3..].bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                UserSecret {
-                    password: None,
-                    md5: Some(secret[3..].to_ascii_lowercase()),
-                    scram: None,
-                    client_key: LearnedClientKey::default(),
-                }
-            } else {
-                UserSecret {
-                    md5: Some(md5_hex(&[secret.as_bytes(), user.as_bytes()])),
-                    scram: Some(ScramSecret::from_password(&secret)),
-                    password: Some(secret),
-                    client_key: LearnedClientKey::default(),
-                }
-            };
+            let entry = UserSecret::parse(&user, secret).map_err(invalid)?;
             users.insert(user, entry);
         }
         Ok(AuthFile { users })
@@ -463,135 +496,6 @@ impl<'a> ScramServer<'a> {
             server_final: format!("v={}", BASE64.encode(server_signature)),
             client_key,
         })
-    }
-}
-
-/// What the client side of SCRAM needs instead of the password.
-#[derive(Clone)]
-pub struct ScramKeys {
-    pub client_key: [u8; 32],
-    pub server_key: [u8; 32],
-    /// The salt and iteration count of the secret the keys belong to; the
-    /// server must offer exactly these.
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-}
-
-/// Why the gateway's own SCRAM login (with [`ScramKeys`]) failed.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ScramClientError {
-    #[error("malformed SCRAM message from the server: {0}")]
-    Malformed(&'static str),
-    /// The server's secret for the role is not the auth_file's.
-    #[error(
-        "the server's SCRAM secret differs from the auth_file's (salt or iterations: server i={server_iterations}, auth_file i={file_iterations})"
-    )]
-    SecretMismatch {
-        server_iterations: u32,
-        file_iterations: u32,
-    },
-    #[error("the server's SCRAM signature is wrong")]
-    ServerSignature,
-    #[error("the server refused: {0}")]
-    ServerError(String),
-}
-
-/// The client side of one SCRAM-SHA-256 exchange, keyed by ClientKey and
-/// ServerKey instead of a password (SCRAM pass-through). Used like
-/// `postgres_protocol`'s `ScramSha256`: send [`message`](Self::message),
-/// feed the server-first to [`update`](Self::update), send the new message,
-/// check the server-final with [`finish`](Self::finish).
-pub struct ScramClient {
-    keys: ScramKeys,
-    nonce: String,
-    client_first_bare: String,
-    message: String,
-    server_signature: Option<[u8; 32]>,
-}
-
-impl ScramClient {
-    pub fn new(keys: ScramKeys) -> ScramClient {
-        let mut random = [0u8; 18];
-        rand::thread_rng().fill_bytes(&mut random);
-        ScramClient::with_nonce(keys, "", &BASE64.encode(random))
-    }
-
-    /// `user` is empty towards PostgreSQL (it takes the startup packet's).
-    fn with_nonce(keys: ScramKeys, user: &str, nonce: &str) -> ScramClient {
-        let client_first_bare = format!("n={user},r={nonce}");
-        ScramClient {
-            keys,
-            nonce: nonce.to_string(),
-            message: format!("n,,{client_first_bare}"),
-            client_first_bare,
-            server_signature: None,
-        }
-    }
-
-    /// The message to send next: client-first, then client-final.
-    pub fn message(&self) -> &[u8] {
-        self.message.as_bytes()
-    }
-
-    /// Reads the server-first message (`r=...,s=...,i=...`) and prepares the
-    /// client-final message with the proof.
-    pub fn update(&mut self, server_first: &[u8]) -> Result<(), ScramClientError> {
-        let text =
-            std::str::from_utf8(server_first).map_err(|_| ScramClientError::Malformed("utf-8"))?;
-        let attr = |name: &str| {
-            text.split(',')
-                .find_map(|a| a.strip_prefix(name))
-                .ok_or(ScramClientError::Malformed("server-first"))
-        };
-        let nonce = attr("r=")?;
-        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
-            return Err(ScramClientError::Malformed("server nonce"));
-        }
-        let salt = BASE64
-            .decode(attr("s=")?)
-            .map_err(|_| ScramClientError::Malformed("salt"))?;
-        let iterations: u32 = attr("i=")?
-            .parse()
-            .map_err(|_| ScramClientError::Malformed("iteration count"))?;
-        if salt != self.keys.salt || iterations != self.keys.iterations {
-            return Err(ScramClientError::SecretMismatch {
-                server_iterations: iterations,
-                file_iterations: self.keys.iterations,
-            });
-        }
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
-        let stored_key: [u8; 32] = Sha256::digest(self.keys.client_key).into();
-        let client_signature = hmac(&stored_key, &[auth_message.as_bytes()]);
-        let mut proof = [0u8; 32];
-        for i in 0..32 {
-            proof[i] = self.keys.client_key[i] ^ client_signature[i];
-        }
-        self.server_signature = Some(hmac(&self.keys.server_key, &[auth_message.as_bytes()]));
-        self.message = format!("{without_proof},p={}", BASE64.encode(proof));
-        Ok(())
-    }
-
-    /// Checks the server-final message (`v=<signature>`): the server knows
-    /// the secret too.
-    pub fn finish(&self, server_final: &[u8]) -> Result<(), ScramClientError> {
-        let expected = self.server_signature.ok_or(ScramClientError::Malformed(
-            "server-final before server-first",
-        ))?;
-        let text =
-            std::str::from_utf8(server_final).map_err(|_| ScramClientError::Malformed("utf-8"))?;
-        if let Some(error) = text.strip_prefix("e=") {
-            return Err(ScramClientError::ServerError(error.to_string()));
-        }
-        let signature = text
-            .split(',')
-            .find_map(|a| a.strip_prefix("v="))
-            .and_then(|v| BASE64.decode(v).ok())
-            .ok_or(ScramClientError::Malformed("server-final"))?;
-        if !constant_time_eq(&signature, &expected) {
-            return Err(ScramClientError::ServerSignature);
-        }
-        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod auth;
 pub mod ini;
 mod resolved;
 pub mod settings;
@@ -26,6 +27,8 @@ mod values;
 
 use values::user_list;
 pub use values::{split_user_list, Seconds};
+
+pub use auth::{AuthLookup, DEFAULT_AUTH_QUERY};
 
 use crate::auth::{AuthFile, AuthFileError};
 use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
@@ -139,6 +142,15 @@ pub struct ProxySettings {
     pub auth_type: AuthType,
     /// pgbouncer's userlist: `"user" "password-or-SCRAM-secret-or-md5-hash"`.
     pub auth_file: Option<Spanned<String>>,
+    /// Users not in the auth_file are looked up with `auth_query` on a
+    /// server connection of this user (its password from the auth_file).
+    pub auth_user: Option<String>,
+    /// Returns a user's name and secret; `$1` is the user name, bound as a
+    /// parameter.
+    pub auth_query: String,
+    /// The `[databases]` entry whose server runs `auth_query` (default:
+    /// the database the client asked for).
+    pub auth_dbname: Option<Spanned<String>>,
     /// Run on a server connection when a session-mode client leaves.
     pub server_reset_query: String,
     /// Prepared statements kept per server connection in transaction mode
@@ -223,6 +235,9 @@ impl Default for ProxySettings {
             client_login_timeout: Seconds(Duration::from_secs(60)),
             auth_type: AuthType::Md5,
             auth_file: None,
+            auth_user: None,
+            auth_query: DEFAULT_AUTH_QUERY.into(),
+            auth_dbname: None,
             server_reset_query: "DISCARD ALL".into(),
             max_prepared_statements: 200,
             max_packet_size: Spanned::new(0..0, 256 * 1024 * 1024),
@@ -275,6 +290,10 @@ pub struct DatabaseConfig {
     pub max_db_connections: Option<u32>,
     /// Overrides `[proxy] max_db_client_connections` for this database.
     pub max_db_client_connections: Option<u32>,
+    /// Override `[proxy] auth_user`, `auth_query`, `auth_dbname` for this database.
+    pub auth_user: Option<String>,
+    pub auth_query: Option<String>,
+    pub auth_dbname: Option<Spanned<String>>,
     /// Hot standbys of this database (`"host:port"`) that may serve reads
     /// (see `[load_balancing]`).
     #[serde(default)]
@@ -417,29 +436,9 @@ impl Config {
                 "no [databases.NAME] section: clients would have nowhere to go".into(),
             ));
         }
-
-        let auth = match &proxy.auth_file {
-            Some(name) => {
-                let auth_path = path.parent().unwrap_or(Path::new(".")).join(name.get_ref());
-                if !auth_path.is_file() {
-                    return Err(invalid(
-                        Some(name.span()),
-                        format!("auth_file `{}` does not exist", auth_path.display()),
-                    ));
-                }
-                AuthFile::load(&auth_path)?
-            }
-            None if !matches!(proxy.auth_type, AuthType::Trust | AuthType::Cert) => {
-                return Err(invalid(
-                    None,
-                    format!(
-                        "auth_type = \"{}\" needs an auth_file with the users' passwords",
-                        proxy.auth_type
-                    ),
-                ))
-            }
-            None => AuthFile::default(),
-        };
+        auth::check_auth_dbnames(&proxy, &file.databases)
+            .map_err(|(span, message)| invalid(Some(span), message))?;
+        let auth = auth::load_auth_file(path, &proxy, &file.databases, invalid)?;
 
         let folder = path.parent().unwrap_or(Path::new("."));
         let (client_tls, server_tls) = tls::load(&proxy, folder)
@@ -508,7 +507,8 @@ impl Config {
                 "max_packet_size must be at least 1024 bytes",
             ));
         }
-        Ok(())
+        auth::check_auth_dbnames(&self.proxy, &self.databases)
+            .map_err(|_| InvalidSetting("auth_dbname must name a configured database"))
     }
 
     /// `max_db_connections` for `database` (0: no limit).

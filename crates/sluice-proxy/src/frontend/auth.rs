@@ -9,18 +9,21 @@ use tokio::io::AsyncWriteExt;
 
 use super::startup::read_login_message;
 use super::ClientError;
-use crate::auth::{decode_sasl_initial, md5_verify, ScramServer};
+use crate::auth::{decode_sasl_initial, md5_verify, ScramServer, UserSecret};
 use crate::config::{AuthType, Config};
 use crate::net::ClientStream;
 use crate::protocol::{self, client_tag, sqlstate};
 use crate::tls::TlsInfo;
 
-/// Checks the client's password per `auth_type` (SCRAM-SHA-256 or md5).
+/// Checks the client's password per `auth_type` (SCRAM-SHA-256 or md5)
+/// against `secret`, the user's auth_file entry or what auth_query found
+/// (see [`crate::auth::query`]).
 pub(super) async fn authenticate<S: ClientStream>(
     stream: &mut S,
     buf: &mut BytesMut,
     config: &Config,
     user: &str,
+    secret: Option<&UserSecret>,
     tls: Option<&TlsInfo>,
 ) -> Result<(), ClientError> {
     let failed = || {
@@ -29,7 +32,6 @@ pub(super) async fn authenticate<S: ClientStream>(
             format!("password authentication failed for user \"{user}\""),
         )
     };
-    let secret = config.auth.get(user);
     let auth_type = config.proxy.auth_type;
     if auth_type == AuthType::Cert {
         return check_certificate(tls, user);
