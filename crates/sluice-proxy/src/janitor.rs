@@ -1,6 +1,6 @@
 //! Periodic upkeep (pgbouncer's `janitor.c`), a few times a second:
 //! - each pool's reaping, `min_pool_size` and waiting clients
-//!   ([`crate::pool::Pool::maintain`]);
+//!   ([`crate::pool::Pool::maintain`]), and idle auth_query connections;
 //! - the client timeouts, checked by looking at every client's last request
 //!   and answer times rather than by a timer per client (a client's
 //!   request costs no timer): `client_idle_timeout`,
@@ -35,6 +35,9 @@ pub async fn run(shared: Arc<Shared>) {
             let configured = config.databases.contains_key(&pool.key.database);
             pool.maintain(configured).await;
         }
+        shared
+            .auth_queries
+            .close_idle(config.proxy.server_idle_timeout.0);
         enforce_timeouts(&shared, &config);
         if let Some(averages) = stats.tick(&shared, config.proxy.stats_period.0) {
             shared.set_averages(averages);

@@ -26,6 +26,7 @@ use std::sync::Mutex;
 
 use arc_swap::ArcSwap;
 
+use crate::auth::query::AuthQueries;
 use crate::clients::Clients;
 use crate::config::{Config, ConfigError};
 use crate::net::{Connector, TcpConnector};
@@ -41,6 +42,8 @@ pub struct Shared {
     /// it whole. Read it with [`Shared::config`].
     config: ArcSwap<Config>,
     pub pools: Pools,
+    /// auth_query: secrets of users the auth_file does not have.
+    pub auth_queries: AuthQueries,
     /// Every logged-in client.
     pub clients: Arc<Clients>,
     /// Load balancing: host tables, health checkers, classifier, sticky store.
@@ -75,6 +78,7 @@ impl Shared {
         Ok(Shared {
             config: ArcSwap::new(config),
             pools: Pools::new(connector),
+            auth_queries: AuthQueries::default(),
             clients: Arc::default(),
             router,
             state: GatewayState::default(),
@@ -124,6 +128,7 @@ impl Shared {
             );
         }
         self.pools.reconfigure(&next);
+        self.auth_queries.reconfigure();
         self.router.reconfigure(&next);
         self.config.store(Arc::new(next));
     }

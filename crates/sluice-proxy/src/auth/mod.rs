@@ -36,6 +36,7 @@ use sha2::Sha256;
 
 pub mod hba;
 mod method;
+pub mod query;
 
 pub use method::{verify_cleartext, Method};
 
@@ -144,8 +145,8 @@ impl ScramPassThrough {
     }
 }
 
-/// What the `auth_file` holds for one user.
-#[derive(Debug, Clone)]
+/// What the `auth_file` (or `auth_query`) holds for one user.
+#[derive(Clone)]
 pub struct UserSecret {
     /// The plain password, when the file has it (needed to log in to md5/SCRAM servers).
     pub password: Option<String>,
@@ -157,7 +158,61 @@ pub struct UserSecret {
     pub client_key: LearnedClientKey,
 }
 
+impl std::fmt::Debug for UserSecret {
+    /// Says which kinds of secret are known, never the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSecret")
+            .field("password", &self.password.is_some())
+            .field("md5", &self.md5.is_some())
+            .field("scram", &self.scram.is_some())
+            .field("client_key", &self.client_key)
+            .finish()
+    }
+}
+
 impl UserSecret {
+    /// Reads a stored secret as pgbouncer does: a `SCRAM-SHA-256$...`
+    /// secret, `md5<32 hex digits>`, or else a plain password.
+    pub fn parse(user: &str, secret: String) -> Result<UserSecret, &'static str> {
+        let client_key = LearnedClientKey::default();
+        if secret.starts_with("SCRAM-SHA-256$") {
+            let scram = ScramSecret::parse(&secret).ok_or("malformed SCRAM-SHA-256 secret")?;
+            return Ok(UserSecret {
+                password: None,
+                md5: None,
+                scram: Some(scram),
+                client_key,
+            });
+        }
+        if secret.len() == 35
+            && secret.starts_with("md5")
+            && secret[3..].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Ok(UserSecret {
+                password: None,
+                md5: Some(secret[3..].to_ascii_lowercase()),
+                scram: None,
+                client_key,
+            });
+        }
+        Ok(UserSecret {
+            md5: Some(md5_hex(&[secret.as_bytes(), user.as_bytes()])),
+            scram: Some(ScramSecret::from_password(&secret)),
+            password: Some(secret),
+            client_key,
+        })
+    }
+
+    /// Whether `other` is the same secret (a plain password's derived
+    /// SCRAM secret has a random salt, so passwords compare as text).
+    pub fn same_as(&self, other: &UserSecret) -> bool {
+        match (&self.password, &other.password) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.md5 == other.md5 && self.scram == other.scram,
+            _ => false,
+        }
+    }
+
     /// For a secret-only entry: how to log in to servers without the password.
     pub fn pass_through(&self) -> Option<ScramPassThrough> {
         if self.password.is_some() {
@@ -213,33 +268,7 @@ impl AuthFile {
             if user.is_empty() {
                 return Err(invalid("empty user name"));
             }
-            let entry = if secret.starts_with("SCRAM-SHA-256$") {
-                let scram = ScramSecret::parse(&secret)
-                    .ok_or_else(|| invalid("malformed SCRAM-SHA-256 secret"))?;
-                UserSecret {
-                    password: None,
-                    md5: None,
-                    scram: Some(scram),
-                    client_key: LearnedClientKey::default(),
-                }
-            } else if secret.len() == 35
-                && secret.starts_with("md5")
-                && secret[3..].bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                UserSecret {
-                    password: None,
-                    md5: Some(secret[3..].to_ascii_lowercase()),
-                    scram: None,
-                    client_key: LearnedClientKey::default(),
-                }
-            } else {
-                UserSecret {
-                    md5: Some(md5_hex(&[secret.as_bytes(), user.as_bytes()])),
-                    scram: Some(ScramSecret::from_password(&secret)),
-                    password: Some(secret),
-                    client_key: LearnedClientKey::default(),
-                }
-            };
+            let entry = UserSecret::parse(&user, secret).map_err(invalid)?;
             users.insert(user, entry);
         }
         Ok(AuthFile { users })

@@ -16,7 +16,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
 use super::NEXT_SERVER_ID;
 use super::{params, BackendError, Outstanding, Params, ServerConn, ServerInfo, ServerTarget};
-use crate::auth::{ScramClient, ScramClientError};
+use crate::auth::{md5_hex, ScramClient, ScramClientError};
 use crate::clock;
 use crate::net::ServerStream;
 use crate::protocol::{self, server_tag, TxStatus};
@@ -114,11 +114,17 @@ impl ServerConn {
                             let salt: [u8; 4] = data
                                 .try_into()
                                 .map_err(|_| self.protocol_error("bad md5 salt"))?;
-                            let hash = postgres_protocol::authentication::md5_hash(
-                                target.user.as_bytes(),
-                                password()?.as_bytes(),
-                                salt,
-                            );
+                            // The stored md5 hash answers as well as the password.
+                            let hash = match (&target.password, &target.md5) {
+                                (None, Some(md5)) => {
+                                    format!("md5{}", md5_hex(&[md5.as_bytes(), &salt]))
+                                }
+                                _ => postgres_protocol::authentication::md5_hash(
+                                    target.user.as_bytes(),
+                                    password()?.as_bytes(),
+                                    salt,
+                                ),
+                            };
                             let mut payload = hash.into_bytes();
                             payload.push(0);
                             protocol::password_message(&mut self.wbuf, &payload);

@@ -7,6 +7,8 @@
 //!   are and who logs in), [`BackendError`];
 //! - [`login`]: connecting and logging in (SCRAM-SHA-256 with the password
 //!   or by pass-through, md5, cleartext, trust);
+//! - [`lookup`]: a query of the gateway's own with one bound parameter
+//!   (`auth_query`);
 //! - [`outstanding`]: what the server still owes for requests sent;
 //! - [`params`]: server parameters and the one decoder of ParameterStatus.
 //!
@@ -15,6 +17,7 @@
 //! are many and do not).
 
 pub mod login;
+pub mod lookup;
 pub mod outstanding;
 pub mod params;
 
@@ -110,6 +113,9 @@ pub struct ServerTarget {
     /// Without a password: the user's SCRAM secret and the ClientKey learned
     /// from its clients (shared by all of the user's pools).
     pub pass_through: Option<ScramPassThrough>,
+    /// Without a password: `md5(password || user)` as hex, all a server
+    /// asking for md5 needs.
+    pub md5: Option<String>,
     pub connect_timeout: Duration,
     /// How streams to the server are opened.
     pub connector: Arc<dyn Connector>,

@@ -28,6 +28,8 @@ mod values;
 use values::user_list;
 pub use values::{split_user_list, Seconds};
 
+pub use auth::{AuthLookup, DEFAULT_AUTH_QUERY};
+
 use crate::auth::hba::Hba;
 use crate::auth::{AuthFile, FileError};
 
@@ -149,6 +151,15 @@ pub struct ProxySettings {
     pub auth_file: Option<Spanned<String>>,
     /// pgbouncer's HBA file (the rules of `auth_type = "hba"`), relative to this file.
     pub auth_hba_file: Option<Spanned<String>>,
+    /// Users not in the auth_file are looked up with `auth_query` on a
+    /// server connection of this user (its password from the auth_file).
+    pub auth_user: Option<String>,
+    /// Returns a user's name and secret; `$1` is the user name, bound as a
+    /// parameter.
+    pub auth_query: String,
+    /// The `[databases]` entry whose server runs `auth_query` (default:
+    /// the database the client asked for).
+    pub auth_dbname: Option<Spanned<String>>,
     /// Run on a server connection when a session-mode client leaves.
     pub server_reset_query: String,
     /// Prepared statements kept per server connection in transaction mode
@@ -234,6 +245,9 @@ impl Default for ProxySettings {
             auth_type: AuthType::Md5,
             auth_file: None,
             auth_hba_file: None,
+            auth_user: None,
+            auth_query: DEFAULT_AUTH_QUERY.into(),
+            auth_dbname: None,
             server_reset_query: "DISCARD ALL".into(),
             max_prepared_statements: 200,
             max_packet_size: Spanned::new(0..0, 256 * 1024 * 1024),
@@ -286,6 +300,10 @@ pub struct DatabaseConfig {
     pub max_db_connections: Option<u32>,
     /// Overrides `[proxy] max_db_client_connections` for this database.
     pub max_db_client_connections: Option<u32>,
+    /// Override `[proxy] auth_user`, `auth_query`, `auth_dbname` for this database.
+    pub auth_user: Option<String>,
+    pub auth_query: Option<String>,
+    pub auth_dbname: Option<Spanned<String>>,
     /// Hot standbys of this database (`"host:port"`) that may serve reads
     /// (see `[load_balancing]`).
     #[serde(default)]
@@ -430,8 +448,9 @@ impl Config {
                 "no [databases.NAME] section: clients would have nowhere to go".into(),
             ));
         }
-
-        let (auth, hba) = auth::load(path, &proxy, &invalid)?;
+        auth::check_auth_dbnames(&proxy, &file.databases)
+            .map_err(|(span, message)| invalid(Some(span), message))?;
+        let (auth, hba) = auth::load(path, &proxy, &file.databases, &invalid)?;
 
         let mut config = Config {
             path: path.to_owned(),
@@ -507,7 +526,8 @@ impl Config {
                 "auth_type = hba needs an auth_hba_file (set in the file, then RELOAD)",
             ));
         }
-        Ok(())
+        auth::check_auth_dbnames(&self.proxy, &self.databases)
+            .map_err(|_| InvalidSetting("auth_dbname must name a configured database"))
     }
 
     /// `max_db_connections` for `database` (0: no limit).

@@ -52,6 +52,15 @@ impl fmt::Display for Config {
             writeln!(f, "{prefix}_tls_protocols = {:?}", written.protocols)?;
             writeln!(f, "{prefix}_tls_ciphers = {:?}", written.ciphers)?;
         }
+        if let Some(user) = &p.auth_user {
+            writeln!(f, "auth_user = {user:?}")?;
+        }
+        if p.auth_user.is_some() || p.auth_query != super::DEFAULT_AUTH_QUERY {
+            writeln!(f, "auth_query = {:?}", p.auth_query)?;
+        }
+        if let Some(name) = &p.auth_dbname {
+            writeln!(f, "auth_dbname = {:?}", name.get_ref())?;
+        }
         writeln!(f, "server_reset_query = {:?}", p.server_reset_query)?;
         writeln!(f, "max_prepared_statements = {}", p.max_prepared_statements)?;
         writeln!(f, "max_packet_size = {}", p.max_packet_size.get_ref())?;
@@ -98,6 +107,15 @@ impl fmt::Display for Config {
             }
             if let Some(max) = db.max_db_client_connections {
                 writeln!(f, "max_db_client_connections = {max}")?;
+            }
+            if let Some(user) = &db.auth_user {
+                writeln!(f, "auth_user = {user:?}")?;
+            }
+            if let Some(query) = &db.auth_query {
+                writeln!(f, "auth_query = {query:?}")?;
+            }
+            if let Some(name) = &db.auth_dbname {
+                writeln!(f, "auth_dbname = {:?}", name.get_ref())?;
             }
             if !db.replicas.is_empty() {
                 let list: Vec<String> = db.replicas.iter().map(|r| format!("\"{r}\"")).collect();

@@ -212,9 +212,12 @@ fn expected_of<T: SettingValue>(_: &T) -> &'static str {
 /// Every `[proxy]` setting, in pgbouncer's order (alphabetical).
 pub const SETTINGS: &[Setting] = &[
     setting!(admin_users, true),
+    setting!(auth_dbname, true),
     setting!(auth_file, true),
     setting!(auth_hba_file, true),
+    setting!(auth_query, true),
     setting!(auth_type, true),
+    setting!(auth_user, true),
     setting!(client_idle_timeout, true),
     setting!(client_login_timeout, true),
     setting!(client_tls_ca_file, true),

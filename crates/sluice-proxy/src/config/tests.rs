@@ -262,3 +262,61 @@ fn set_auth_type_hba_needs_a_loaded_hba_file() {
     config.proxy.auth_type = AuthType::Hba;
     assert!(config.check_runtime_settings().is_err());
 }
+
+#[test]
+fn auth_query_settings_resolve_per_database() {
+    let text = "[proxy]\nauth_type = \"scram-sha-256\"\nauth_user = \"pgbouncer\"\n\
+                [databases.app]\nhost = \"db\"\n\
+                [databases.auth]\nhost = \"authdb\"\ndbname = \"postgres\"\n\
+                [databases.shop]\nhost = \"db\"\nauth_user = \"shop_auth\"\nauth_dbname = \"auth\"\n\
+                auth_query = \"SELECT * FROM lookup($1)\"\n";
+    // No auth_file is needed: auth_query users have none, and the
+    // auth_user may need no password.
+    let config = parse(text).unwrap();
+    assert_eq!(
+        config.auth_lookup("app"),
+        Some(AuthLookup {
+            auth_user: "pgbouncer".into(),
+            query: DEFAULT_AUTH_QUERY.into(),
+            database: "app".into(),
+        })
+    );
+    assert_eq!(
+        config.auth_lookup("shop"),
+        Some(AuthLookup {
+            auth_user: "shop_auth".into(),
+            query: "SELECT * FROM lookup($1)".into(),
+            database: "auth".into(),
+        })
+    );
+    assert_eq!(config.auth_lookup("nope"), None);
+    // Without any auth_user, no lookup.
+    assert_eq!(parse(MINIMAL).unwrap().auth_lookup("app"), None);
+    let resolved = config.to_string();
+    assert!(
+        resolved.contains("auth_user = \"pgbouncer\"\n"),
+        "{resolved}"
+    );
+    assert!(
+        resolved.contains(
+            "auth_user = \"shop_auth\"\nauth_query = \"SELECT * FROM lookup($1)\"\nauth_dbname = \"auth\"\n"
+        ),
+        "{resolved}"
+    );
+}
+
+#[test]
+fn auth_dbname_must_name_a_configured_database() {
+    let text = "[proxy]\nauth_type = \"md5\"\nauth_user = \"a\"\nauth_dbname = \"nowhere\"\n\
+                [databases.app]\nhost = \"db\"\n";
+    assert_eq!(
+        error(text),
+        "gw.toml:4: authentication database \"nowhere\" is not configured (auth_dbname names a [databases] entry)"
+    );
+    let text = "[proxy]\nauth_type = \"trust\"\n[databases.app]\nhost = \"db\"\n\
+                auth_user = \"a\"\nauth_dbname = \"gone\"\n";
+    assert!(error(text).starts_with("gw.toml:6: authentication database \"gone\""));
+    // auth_type md5 with neither an auth_file nor an auth_user: nobody could log in.
+    let text = "[proxy]\nauth_type = \"md5\"\n[databases.app]\nhost = \"db\"\n";
+    assert!(error(text).contains("needs an auth_file"));
+}

@@ -12,19 +12,24 @@ use tokio::io::AsyncWriteExt;
 
 use super::startup::read_login_message;
 use super::ClientError;
-use crate::auth::{decode_sasl_initial, md5_verify, verify_cleartext, Method, ScramServer};
+use crate::auth::{
+    decode_sasl_initial, md5_verify, verify_cleartext, Method, ScramServer, UserSecret,
+};
 use crate::config::Config;
 use crate::net::ClientStream;
 use crate::protocol::{self, client_tag, sqlstate};
 use crate::tls::TlsInfo;
 
-/// Checks that the client is `user` by `method`.
+/// Checks that the client is `user` by `method`, against `secret`: the
+/// user's auth_file entry or what auth_query found (see
+/// [`crate::auth::query`]).
 pub(super) async fn authenticate<S: ClientStream>(
     stream: &mut S,
     buf: &mut BytesMut,
     config: &Config,
     user: &str,
     method: Method,
+    secret: Option<&UserSecret>,
     tls: Option<&TlsInfo>,
 ) -> Result<(), ClientError> {
     let failed = || {
@@ -35,7 +40,6 @@ pub(super) async fn authenticate<S: ClientStream>(
     };
     // pgbouncer's texts (client.c), all FATAL 08P01.
     let refused = |message: &str| ClientError::fatal(sqlstate::PROTOCOL_VIOLATION, message);
-    let secret = config.auth.get(user);
     match method {
         Method::Trust => {
             return if secret.is_some() || config.auth.is_empty() {

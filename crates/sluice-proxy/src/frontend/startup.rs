@@ -18,6 +18,8 @@ use super::checkout::sync_params;
 use super::{report_fatal, Accepted, ClientError, Session};
 use crate::admin::{self, Role};
 use crate::auth::hba::Connection;
+use crate::auth::query::Secret;
+use crate::auth::Method;
 use crate::backend::{param, set_param, BackendError, Params};
 use crate::balance::session::Balancing;
 use crate::clients::{NewClient, Registration};
@@ -180,15 +182,9 @@ async fn login<S: ClientStream>(
     }
     let method = decided.method;
     if admin::is_console(database) {
-        super::auth::authenticate(
-            stream,
-            &mut buf,
-            config,
-            user,
-            method,
-            accepted.tls.as_ref(),
-        )
-        .await?;
+        let secret = config.auth.get(user);
+        let tls = accepted.tls.as_ref();
+        super::auth::authenticate(stream, &mut buf, config, user, method, secret, tls).await?;
         let role = if config.proxy.admin_users.iter().any(|u| u == user) {
             Role::Admin
         } else if config.proxy.stats_users.iter().any(|u| u == user) {
@@ -226,15 +222,26 @@ async fn login<S: ClientStream>(
         )
     })?;
 
-    super::auth::authenticate(
-        stream,
-        &mut buf,
-        config,
-        user,
-        method,
-        accepted.tls.as_ref(),
-    )
-    .await?;
+    // The auth_file's entry, else what auth_query finds on the server
+    // (asked only when the method checks a password or, with trust, that
+    // the user exists).
+    let secret = if method.needs_secret() || method == Method::Trust {
+        let connector = shared.pools.connector();
+        let lookup = shared
+            .auth_queries
+            .secret_of(config, connector, database, user);
+        lookup.await.map_err(|error| {
+            tracing::warn!(database, user, %error, "login failed");
+            ClientError::fatal(sqlstate::CONNECTION_FAILURE, error.to_string())
+        })?
+    } else {
+        Secret::from_file(config.auth.get(user))
+    };
+    let tls = accepted.tls.as_ref();
+    super::auth::authenticate(stream, &mut buf, config, user, method, secret.get(), tls).await?;
+    if let Some(found) = secret.found() {
+        pool.use_found_secret(found);
+    }
 
     if shared.state.shutdown() != Shutdown::No {
         return Err(ClientError::fatal(
@@ -296,10 +303,14 @@ async fn login<S: ClientStream>(
         Some(db) => {
             let replica_pools = (0..db.hosts.replicas().len())
                 .map(|index| {
-                    shared
+                    let pool = shared
                         .pools
                         .get_on(config, database, user, Some(index))
-                        .expect("every replica of a configured database has a pool")
+                        .expect("every replica of a configured database has a pool");
+                    if let Some(found) = secret.found() {
+                        pool.use_found_secret(found);
+                    }
+                    pool
                 })
                 .collect();
             let read_only = param(&params, "default_transaction_read_only").is_some_and(is_on);

@@ -26,12 +26,15 @@
 //! - [`checkout`]: the [`Checkout`] guard, connect permits, check-in;
 //! - [`maintenance`]: idle reaping and `min_pool_size` (the janitor's work);
 //! - [`caps`]: `max_db_connections` and `max_user_connections`, shared by pools;
-//! - [`stats`]: the per-pool counters.
+//! - [`stats`]: the per-pool counters;
+//! - [`target`]: where a pool's servers are and who logs in to them, with
+//!   the auth_file's secret or the one `auth_query` found.
 
 pub mod caps;
 mod checkout;
 mod maintenance;
 pub mod stats;
+mod target;
 mod wait;
 
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +42,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::auth::UserSecret;
 use crate::backend::{BackendError, Params, ServerConn, ServerList, ServerTarget};
 use crate::config::{Config, PoolMode, PoolSettings};
 use crate::net::{Connector, TcpConnector};
@@ -47,6 +51,8 @@ use crate::protocol::sqlstate;
 pub use caps::{ConnCap, PoolCaps};
 pub use checkout::{Checkout, ConnectPermit};
 pub use stats::PoolStats;
+use target::pool_config;
+pub use target::server_target;
 use wait::Waiter;
 pub use wait::{Acquire, NoConn, WaitSlot};
 
@@ -127,6 +133,8 @@ pub(crate) struct State {
     /// The settings now (a reload may change them).
     pub(crate) limits: Limits,
     pub(crate) target: Arc<ServerTarget>,
+    /// The user's secret as `auth_query` found it (users not in the auth_file).
+    pub(crate) found: Option<UserSecret>,
 }
 
 /// The server connections of one (database, user).
@@ -162,7 +170,7 @@ impl Pool {
         connector: Arc<dyn Connector>,
         caps: PoolCaps,
     ) -> Pool {
-        let (limits, target) = pool_config(&key, settings, config, connector);
+        let (limits, target) = pool_config(&key, settings, config, connector, None);
         Pool {
             mode: AtomicU8::new(settings.pool_mode as u8),
             key,
@@ -177,6 +185,7 @@ impl Pool {
                 timer_running: false,
                 limits,
                 target,
+                found: None,
             }),
             defaults: Mutex::new(None),
             interned: Mutex::new(Vec::new()),
@@ -220,6 +229,7 @@ impl Pool {
             timer_running: false,
             limits: st.limits.clone(),
             target: st.target.clone(),
+            found: None,
         }
     }
 
@@ -243,8 +253,11 @@ impl Pool {
     /// or its login changed, the open connections are closed as they are
     /// released and new ones go to the new place.
     pub fn reconfigure(self: &Arc<Self>, settings: &PoolSettings, config: &Config) {
-        let connector = self.lock().target.connector.clone();
-        let (limits, target) = pool_config(&self.key, settings, config, connector);
+        let (connector, found) = {
+            let st = self.lock();
+            (st.target.connector.clone(), st.found.clone())
+        };
+        let (limits, target) = pool_config(&self.key, settings, config, connector, found.as_ref());
         self.mode.store(settings.pool_mode as u8, Ordering::Relaxed);
         let moved = {
             let mut st = self.lock();
@@ -252,7 +265,8 @@ impl Pool {
             let moved = old.host != target.host
                 || old.port != target.port
                 || old.dbname != target.dbname
-                || old.password != target.password;
+                || old.password != target.password
+                || old.md5 != target.md5;
             st.limits = limits;
             st.target = target;
             moved
@@ -263,6 +277,25 @@ impl Pool {
         } else {
             self.grant_waiters();
         }
+    }
+
+    /// A client of a user that is not in the auth_file logged in with
+    /// `secret`, which `auth_query` found: new server connections log in
+    /// with it (by SCRAM pass-through with the ClientKey the client's proof
+    /// revealed, md5 or the password). Connections open already stay: they
+    /// are logged in.
+    pub fn use_found_secret(&self, secret: &UserSecret) {
+        let mut st = self.lock();
+        let known = |s: &UserSecret| s.client_key.get().is_some();
+        if let Some(found) = &st.found {
+            if found.same_as(secret) && (known(found) || !known(secret)) {
+                return;
+            }
+        }
+        st.found = Some(secret.clone());
+        let mut target = (*st.target).clone();
+        target::log_in_with(&mut target, Some(secret));
+        st.target = Arc::new(target);
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -384,41 +417,6 @@ impl Pool {
     }
 }
 
-/// A pool's limits and server, from the configuration.
-fn pool_config(
-    key: &PoolKey,
-    settings: &PoolSettings,
-    config: &Config,
-    connector: Arc<dyn Connector>,
-) -> (Limits, Arc<ServerTarget>) {
-    let p = &config.proxy;
-    let secret = config.auth.get(&key.user);
-    let limits = Limits {
-        pool_size: settings.pool_size,
-        min_pool_size: p.min_pool_size.min(settings.pool_size),
-        reserve_pool_size: p.reserve_pool_size,
-        reserve_pool_timeout: p.reserve_pool_timeout.0,
-        query_wait_timeout: p.query_wait_timeout.0,
-        server_idle_timeout: p.server_idle_timeout.0,
-        server_lifetime: p.server_lifetime.0,
-        server_check_query: p.server_check_query.clone(),
-        server_check_delay: p.server_check_delay.0,
-        server_reset_query: p.server_reset_query.clone(),
-    };
-    let target = Arc::new(ServerTarget {
-        host: settings.host.as_str().into(),
-        port: settings.port,
-        dbname: settings.dbname.clone(),
-        user: key.user.clone(),
-        password: secret.and_then(|s| s.password.clone()),
-        pass_through: secret.and_then(|s| s.pass_through()),
-        connect_timeout: p.server_connect_timeout.0,
-        connector,
-        tls: config.server_tls.clone(),
-    });
-    (limits, target)
-}
-
 /// Every pool of a gateway, created on first use.
 pub struct Pools {
     pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
@@ -538,6 +536,11 @@ impl Pools {
         pool.caps.user.join(&pool);
         pools.insert(key, pool.clone());
         Some(pool)
+    }
+
+    /// How the pools open server streams (the auth_query connections too).
+    pub fn connector(&self) -> Arc<dyn Connector> {
+        self.connector.clone()
     }
 
     pub fn all(&self) -> Vec<Arc<Pool>> {

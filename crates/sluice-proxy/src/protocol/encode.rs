@@ -142,6 +142,14 @@ pub fn describe_or_close(buf: &mut BytesMut, tag: u8, kind: u8, name: &[u8]) {
     finish(buf, at);
 }
 
+/// Execute of `portal`, all rows (`max_rows` 0) or at most `max_rows`.
+pub fn execute(buf: &mut BytesMut, portal: &[u8], max_rows: i32) {
+    let at = begin(buf, b'E');
+    put_cstr(buf, portal);
+    buf.put_i32(max_rows);
+    finish(buf, at);
+}
+
 pub fn sync(buf: &mut BytesMut) {
     buf.put_slice(&[b'S', 0, 0, 0, 4]);
 }

@@ -447,3 +447,40 @@ fn auth_type_hba_reads_the_auth_hba_file_next_to_the_ini_file() {
         format!("{}:2: expected a user name", hba.display())
     );
 }
+
+#[test]
+fn auth_query_settings_are_read_globally_and_per_database() {
+    let text = "\
+[pgbouncer]
+auth_type = scram-sha-256
+auth_user = pgbouncer
+auth_dbname = auth
+auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1
+[databases]
+app = host=127.0.0.1
+auth = host=127.0.0.1 dbname=postgres
+shop = host=127.0.0.1 auth_user=shop_auth auth_dbname=app auth_query='SELECT u, p FROM lookup($1) WHERE u <> ''x'''
+";
+    let config = load(text).unwrap();
+    let app = config.auth_lookup("app").unwrap();
+    assert_eq!(
+        (app.auth_user.as_str(), app.database.as_str()),
+        ("pgbouncer", "auth")
+    );
+    assert_eq!(
+        app.query,
+        "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
+    );
+    let shop = config.auth_lookup("shop").unwrap();
+    assert_eq!(
+        (shop.auth_user.as_str(), shop.database.as_str()),
+        ("shop_auth", "app")
+    );
+    assert_eq!(shop.query, "SELECT u, p FROM lookup($1) WHERE u <> 'x'");
+    let bad = text.replace("auth_dbname = auth", "auth_dbname = missing");
+    assert!(
+        error(&bad).starts_with("pgb.ini:4: authentication database \"missing\" is not configured"),
+        "{}",
+        error(&bad)
+    );
+}
