@@ -23,19 +23,20 @@ mod auth;
 pub mod ini;
 mod resolved;
 pub mod settings;
+mod spans;
 mod values;
 
+use spans::{line_of, read_text, section_span, setting_span};
 use values::user_list;
 pub use values::{split_user_list, Seconds};
 
-pub use auth::{AuthLookup, DEFAULT_AUTH_QUERY};
+pub use auth::{AuthLookup, LoginMethod, DEFAULT_AUTH_QUERY};
 
 use crate::auth::hba::Hba;
 use crate::auth::{AuthFile, FileError};
 
 use crate::balance::config::{validate_replicas, HostAddr, LoadBalancing};
 use crate::tls::{self, ClientTls, ServerTls, SslMode};
-pub use auth::LoginMethod;
 
 /// A configuration that cannot be used, with the place that is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -566,50 +567,6 @@ impl Config {
     pub fn max_packet_size(&self) -> usize {
         *self.proxy.max_packet_size.get_ref() as usize
     }
-}
-
-/// The text of a configuration file.
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: path.to_owned(),
-        error,
-    })
-}
-
-/// The span of the first line of `text` that `is_it` picks, for a message about it.
-fn line_span(text: &str, is_it: impl Fn(&str) -> bool) -> Option<std::ops::Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if is_it(line.trim()) {
-            return Some(offset..offset + line.len());
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Where the `[name]` table starts.
-fn section_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
-    line_span(text, |line| {
-        line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) == Some(name)
-    })
-}
-
-/// Where `name = ...` is written.
-fn setting_span(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
-    line_span(text, |line| {
-        line.strip_prefix(name)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-}
-
-/// 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]
